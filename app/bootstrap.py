@@ -1,0 +1,51 @@
+"""The composition root: the one place that builds concrete services from settings and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.security.session import Session
+from core.settings import Settings
+from core.store.store import PassphraseSource, Store
+from core.store.users import UserRepository
+
+__all__ = ["AppContext", "Credentials"]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to obtain what the person must supply: user name, password, store passphrase."""
+
+    user: Callable[[], str]
+    password: Callable[[str], str]
+    passphrase: PassphraseSource
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    credentials: Credentials
+    _store: Store | None = field(default=None, init=False)
+    _session: Session | None = field(default=None, init=False)
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.settings.data_dir, passphrase=self.credentials.passphrase)
+        return self._store
+
+    def users(self) -> UserRepository:
+        return UserRepository(self.store())
+
+    def session(self) -> Session:
+        """Authenticate (once per process) the user named by --user / RADPLAN_USER or a prompt."""
+        if self._session is None:
+            name = self.credentials.user()
+            user = self.users().authenticate(name, self.credentials.password(name))
+            self._session = Session(user, idle_timeout_s=self.settings.auto_lock_minutes * 60)
+        return self._session
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

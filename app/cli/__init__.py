@@ -1,0 +1,1 @@
+"""The radplan command line (click): one group, one module per command group."""

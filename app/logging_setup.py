@@ -1,0 +1,41 @@
+"""Logging: a rotating file in <data dir>/logs, warnings on stderr, patient identifiers scrubbed on every handler."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+
+from core.logsafe import PhiRedactingFilter
+from core.settings import Settings
+
+__all__ = ["configure_logging"]
+
+_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), logging.INFO))
+    redactor = PhiRedactingFilter()
+    log_dir = settings.data_dir / "logs"
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_dir / "radplan.log", maxBytes=settings.log_max_bytes, backupCount=settings.log_backups,
+            encoding="utf-8",
+        )
+        os.chmod(log_dir / "radplan.log", 0o600)
+        file_handler.setFormatter(logging.Formatter(_FORMAT))
+        file_handler.addFilter(redactor)
+        root.addHandler(file_handler)
+    except OSError:
+        pass  # a read-only data dir must not stop the CLI; stderr still gets warnings
+    err = logging.StreamHandler()
+    err.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    err.addFilter(redactor)
+    root.addHandler(err)

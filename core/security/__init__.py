@@ -1,0 +1,1 @@
+"""Roles, permissions, passwords and sessions (auto-lock, break-glass)."""

@@ -1,0 +1,1 @@
+"""The encrypted local store: SQLCipher database, key handling, users, roles and the audit trail."""

@@ -1,0 +1,1 @@
+"""Inference backends and the background worker (never imports Qt; enforced by import-linter)."""

@@ -1,0 +1,1 @@
+"""Inference backends: TensorRT (NVIDIA GPUs), ONNX Runtime, PyTorch (reference)."""
