@@ -25,7 +25,9 @@ def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
     try:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         file_handler = logging.handlers.RotatingFileHandler(
-            log_dir / "radplan.log", maxBytes=settings.log_max_bytes, backupCount=settings.log_backups,
+            log_dir / "radplan.log",
+            maxBytes=settings.log_max_bytes,
+            backupCount=settings.log_backups,
             encoding="utf-8",
         )
         os.chmod(log_dir / "radplan.log", 0o600)

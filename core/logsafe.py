@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 
-__all__ = ["PhiRedactingFilter", "register_phi", "redact"]
+__all__ = ["PhiRedactingFilter", "redact", "register_phi"]
 
 _lock = threading.Lock()
 _terms: set[str] = set()

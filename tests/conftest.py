@@ -27,8 +27,10 @@ def secret_service_running() -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if secret_service_running():
         return
-    skip = pytest.mark.skip(reason="no Secret Service on this session bus: run the suite with 'make test' "
-                            "(dbus-run-session + gnome-keyring)")
+    skip = pytest.mark.skip(
+        reason="no Secret Service on this session bus: run the suite with 'make test' "
+        "(dbus-run-session + gnome-keyring)"
+    )
     for item in items:
         if "keyring" in item.keywords:
             item.add_marker(skip)
@@ -61,12 +63,19 @@ def cli(cli_env: dict[str, str]) -> Cli:
 
     def run(*args: str, check: bool = True, timeout: float = 300, **env: str) -> CliResult:
         result = subprocess.run(
-            [*RADPLAN, *args], env={**cli_env, **env}, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, check=False,
+            [*RADPLAN, *args],
+            env={**cli_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"radplan {' '.join(args)} exited {result.returncode}\n"
-                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+            raise AssertionError(
+                f"radplan {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
         return result
 
     return run
@@ -78,8 +87,17 @@ def initialised(cli: Cli) -> Cli:
     physicist."""
     cli("init", "--admin", ADMIN, RADPLAN_PASSWORD=ADMIN_PW, RADPLAN_PASSPHRASE="store-passphrase-1")
     for name, role, pw in ((RAD, "radiologist", RAD_PW), (PHYS, "physicist", PHYS_PW)):
-        cli("user", "add", name, "--role", role, RADPLAN_USER=ADMIN, RADPLAN_PASSWORD=ADMIN_PW,
-            RADPLAN_NEW_PASSWORD=pw, RADPLAN_PASSPHRASE="store-passphrase-1")
+        cli(
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            RADPLAN_USER=ADMIN,
+            RADPLAN_PASSWORD=ADMIN_PW,
+            RADPLAN_NEW_PASSWORD=pw,
+            RADPLAN_PASSPHRASE="store-passphrase-1",
+        )
     return cli
 
 

@@ -57,8 +57,13 @@ def audit_verify(app: AppContext) -> None:
 
 @audit.command("export")
 @click.option("--format", "fmt", type=click.Choice(["dicom", "json"]), default="dicom", show_default=True)
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
-              help="dicom: a folder that receives one PS3.15 A.5 XML message per entry; json: a file.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="dicom: a folder that receives one PS3.15 A.5 XML message per entry; json: a file.",
+)
 @click.option("--since")
 @pass_app
 def audit_export(app: AppContext, fmt: str, out: Path, since: str | None) -> None:
@@ -68,8 +73,8 @@ def audit_export(app: AppContext, fmt: str, out: Path, since: str | None) -> Non
         record_access(conn, access, "audit.export", details={"format": fmt})
     rows = list(audit_log.entries(store.conn, since=since))
     if fmt == "json":
-        import json
         import dataclasses
+        import json
 
         out.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str), encoding="utf-8")
     else:

@@ -39,8 +39,10 @@ def demo_data(out: Path, seed: int, shape: str, spacing: str) -> None:
         raise click.BadParameter("use XxYxZ in mm, e.g. 0.8x0.8x2.5") from None
     start = time.perf_counter()
     manifest = generate_demo_study(out, seed=seed, shape=_shape(shape), spacing_mm=(sx, sy, sz))
-    click.echo(f"demo study (seed {seed}) written to {out} in {time.perf_counter() - start:.1f} s: "
-               f"{manifest.n_ct_instances} CT instances, manifest {out / 'manifest.json'}")
+    click.echo(
+        f"demo study (seed {seed}) written to {out} in {time.perf_counter() - start:.1f} s: "
+        f"{manifest.n_ct_instances} CT instances, manifest {out / 'manifest.json'}"
+    )
 
 
 @click.command("import")
@@ -77,8 +79,12 @@ def import_cmd(app: AppContext, paths: tuple[Path, ...], as_json: bool, batch_si
 
 @click.command()
 @click.option("--patient-id", help="Only this patient's studies.")
-@click.option("--break-glass", "break_glass", metavar="REASON",
-              help="Emergency access for roles without patient-data rights (flagged in the audit trail).")
+@click.option(
+    "--break-glass",
+    "break_glass",
+    metavar="REASON",
+    help="Emergency access for roles without patient-data rights (flagged in the audit trail).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def studies(app: AppContext, patient_id: str | None, break_glass: str | None, as_json: bool) -> None:
@@ -89,5 +95,7 @@ def studies(app: AppContext, patient_id: str | None, break_glass: str | None, as
         echo_json(rows)
         return
     for s in rows:
-        click.echo(f"{s.study_date:8} {s.patient_id:12} {s.patient_name:24} {','.join(s.modalities):10} "
-                   f"{s.series:3} series {s.instances:5} inst  {s.status:8} {s.study_uid}")
+        click.echo(
+            f"{s.study_date:8} {s.patient_id:12} {s.patient_name:24} {','.join(s.modalities):10} "
+            f"{s.series:3} series {s.instances:5} inst  {s.status:8} {s.study_uid}"
+        )

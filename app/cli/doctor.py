@@ -15,9 +15,27 @@ from app.cli.common import echo_json, pass_app
 __all__ = ["doctor"]
 
 _PACKAGES = (
-    "pyside6", "vtk", "pyqtgraph", "pydicom", "pynetdicom", "highdicom", "simpleitk", "pyradiomics", "numpy",
-    "torch", "onnxruntime", "tensorrt", "pycuda", "spacy", "scikit-learn", "experta", "sqlcipher3", "reportlab",
-    "keyring", "cryptography", "argon2-cffi",
+    "pyside6",
+    "vtk",
+    "pyqtgraph",
+    "pydicom",
+    "pynetdicom",
+    "highdicom",
+    "simpleitk",
+    "pyradiomics",
+    "numpy",
+    "torch",
+    "onnxruntime",
+    "tensorrt",
+    "pycuda",
+    "spacy",
+    "scikit-learn",
+    "experta",
+    "sqlcipher3",
+    "reportlab",
+    "keyring",
+    "cryptography",
+    "argon2-cffi",
 )
 
 
@@ -44,8 +62,11 @@ def doctor(app: AppContext, as_json: bool) -> None:
         "platform": platform.platform(),
         "packages": {name: _pkg_version(name) for name in _PACKAGES},
         "inference_backends": [b.__dict__ for b in probe_backends()],
-        "keyring_backend": (f"{type(backend).__module__}.{type(backend).__qualname__}" if backend is not None
-                            else "none secure (store keys need a passphrase)"),
+        "keyring_backend": (
+            f"{type(backend).__module__}.{type(backend).__qualname__}"
+            if backend is not None
+            else "none secure (store keys need a passphrase)"
+        ),
         "data_dir": str(data_dir),
         "store": "present" if (data_dir / "store.json").exists() else "none (run 'radplan init')",
         "gpu": probe_gpu(),

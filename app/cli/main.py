@@ -41,10 +41,18 @@ def _user_name(option: str | None) -> Callable[[], str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", prog_name="radplan")
-@click.option("--data-dir", type=click.Path(path_type=Path), envvar="RADPLAN_DATA_DIR",
-              help="Store and logs location (default: the platform's user data dir; env RADPLAN_DATA_DIR).")
-@click.option("--user", "user_name", metavar="NAME", help="Act as this user (env RADPLAN_USER; password from "
-              "RADPLAN_PASSWORD or a prompt).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="RADPLAN_DATA_DIR",
+    help="Store and logs location (default: the platform's user data dir; env RADPLAN_DATA_DIR).",
+)
+@click.option(
+    "--user",
+    "user_name",
+    metavar="NAME",
+    help="Act as this user (env RADPLAN_USER; password from RADPLAN_PASSWORD or a prompt).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr too.")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, user_name: str | None, verbose: bool) -> None:

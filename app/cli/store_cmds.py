@@ -27,8 +27,12 @@ def _key_mode(app: AppContext, option: str | None) -> str | None:
 
 @click.command()
 @click.option("--admin", "admin_name", required=True, metavar="NAME", help="Name of the first administrator.")
-@click.option("--key-mode", type=_KEY_MODE, help="Where the store key lives (default: keyring when a secure "
-              "one exists, else a passphrase from RADPLAN_PASSPHRASE or a prompt).")
+@click.option(
+    "--key-mode",
+    type=_KEY_MODE,
+    help="Where the store key lives (default: keyring when a secure "
+    "one exists, else a passphrase from RADPLAN_PASSPHRASE or a prompt).",
+)
 @pass_app
 def init(app: AppContext, admin_name: str, key_mode: str | None) -> None:
     """Create the encrypted store and its first administrator (password: RADPLAN_PASSWORD or a prompt)."""
@@ -41,12 +45,19 @@ def init(app: AppContext, admin_name: str, key_mode: str | None) -> None:
     try:
         UserRepository(store).create_first_admin(admin_name, password)
         with store.transaction() as conn:
-            audit.record(conn, actor=admin_name, role="admin", action="store.init",
-                         details={"key_mode": store.meta.key_mode})
+            audit.record(
+                conn,
+                actor=admin_name,
+                role="admin",
+                action="store.init",
+                details={"key_mode": store.meta.key_mode},
+            )
     finally:
         store.close()
-    click.echo(f"created store {store.meta.store_id} in {app.settings.data_dir} "
-               f"(key in {store.meta.key_mode}); first admin: {admin_name}")
+    click.echo(
+        f"created store {store.meta.store_id} in {app.settings.data_dir} "
+        f"(key in {store.meta.key_mode}); first admin: {admin_name}"
+    )
 
 
 @click.group()
@@ -99,7 +110,10 @@ def store_restore(app: AppContext, path: Path, key_mode: str | None) -> None:
     """Restore a backup into an empty data directory, under a new store key."""
     phrase = env_or_prompt("RADPLAN_BACKUP_PASSPHRASE", "Backup passphrase: ")
     restored = restore_backup(
-        path, app.settings.data_dir, phrase, key_mode=_key_mode(app, key_mode),  # type: ignore[arg-type]
+        path,
+        app.settings.data_dir,
+        phrase,
+        key_mode=_key_mode(app, key_mode),  # type: ignore[arg-type]
         passphrase=lambda p: env_or_prompt("RADPLAN_PASSPHRASE", p),
     )
     restored.close()

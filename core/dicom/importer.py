@@ -19,6 +19,7 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from core.errors import PermissionDeniedError
 from core.logsafe import register_phi
 from core.security.roles import Permission
 from core.security.session import Access
@@ -26,9 +27,17 @@ from core.store.audit import AuditObject
 from core.store.database import Connection
 from core.store.store import Store, utc_now
 from core.store.users import record_access
-from core.errors import PermissionDeniedError
 
-__all__ = ["ImportReport", "ParsedInstance", "import_paths", "iter_sources", "parse_instance"]
+__all__ = [
+    "DamagedFileError",
+    "ImportReport",
+    "NotDicomError",
+    "ParsedInstance",
+    "Source",
+    "import_paths",
+    "iter_sources",
+    "parse_instance",
+]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -84,8 +93,23 @@ class ImportReport:
         return not self.damaged and not self.conflicts
 
 
-def iter_sources(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) for every file under the given paths, zip members included, in a stable order."""
+@dataclass(frozen=True)
+class Source:
+    """One file to import (a zip member is named 'archive.zip!member'); read() gives its bytes."""
+
+    name: str
+    path: Path
+    member: str | None = None
+
+    def read(self) -> bytes:
+        if self.member is None:
+            return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.read(self.member)
+
+
+def iter_sources(paths: Iterable[Path]) -> Iterator[Source]:
+    """Every file under the given paths, zip members included, in a stable order (nothing is read yet)."""
     for path in paths:
         path = Path(path)
         if path.is_dir():
@@ -97,14 +121,14 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
             raise FileNotFoundError(f"no such file or folder: {path}")
 
 
-def _file_sources(path: Path) -> Iterator[tuple[str, bytes]]:
+def _file_sources(path: Path) -> Iterator[Source]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            for info in sorted(archive.infolist(), key=lambda i: i.filename):
-                if not info.is_dir():
-                    yield f"{path}!{info.filename}", archive.read(info)
+            members = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+        for member in members:
+            yield Source(f"{path}!{member}", path, member)
     else:
-        yield str(path), path.read_bytes()
+        yield Source(str(path), path)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -133,18 +157,28 @@ def parse_instance(name: str, data: bytes) -> ParsedInstance:
     if not tsuid:
         raise DamagedFileError("file meta header has no Transfer Syntax UID")
     parsed = ParsedInstance(
-        source=name, data=data, sha256=hashlib.sha256(data).hexdigest(),
-        patient_id=str(ds.PatientID), issuer=str(ds.get("IssuerOfPatientID", "")),
-        patient_name=str(ds.get("PatientName", "")), birth_date=str(ds.get("PatientBirthDate", "")),
-        sex=str(ds.get("PatientSex", "")), study_uid=str(ds.StudyInstanceUID),
-        study_date=str(ds.get("StudyDate", "")), study_time=str(ds.get("StudyTime", "")),
-        accession=str(ds.get("AccessionNumber", "")), study_description=str(ds.get("StudyDescription", "")),
-        series_uid=str(ds.SeriesInstanceUID), modality=str(ds.get("Modality", "")),
+        source=name,
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        patient_id=str(ds.PatientID),
+        issuer=str(ds.get("IssuerOfPatientID", "")),
+        patient_name=str(ds.get("PatientName", "")),
+        birth_date=str(ds.get("PatientBirthDate", "")),
+        sex=str(ds.get("PatientSex", "")),
+        study_uid=str(ds.StudyInstanceUID),
+        study_date=str(ds.get("StudyDate", "")),
+        study_time=str(ds.get("StudyTime", "")),
+        accession=str(ds.get("AccessionNumber", "")),
+        study_description=str(ds.get("StudyDescription", "")),
+        series_uid=str(ds.SeriesInstanceUID),
+        modality=str(ds.get("Modality", "")),
         series_number=_int_or_none(ds.get("SeriesNumber")),
         series_description=str(ds.get("SeriesDescription", "")),
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-        sop_uid=str(ds.SOPInstanceUID), sop_class_uid=str(ds.SOPClassUID),
-        instance_number=_int_or_none(ds.get("InstanceNumber")), transfer_syntax=tsuid,
+        sop_uid=str(ds.SOPInstanceUID),
+        sop_class_uid=str(ds.SOPClassUID),
+        instance_number=_int_or_none(ds.get("InstanceNumber")),
+        transfer_syntax=tsuid,
     )
     register_phi(parsed.patient_id, parsed.patient_name)
     return parsed
@@ -176,14 +210,14 @@ def import_paths(
     sources = list(iter_sources(paths))
     total, batch = len(sources), []
     studies: dict[str, None] = {}
-    for index, (name, data) in enumerate(sources, start=1):
+    for index, source in enumerate(sources, start=1):
         report.files_seen += 1
         try:
-            parsed = parse_instance(name, data)
+            parsed = parse_instance(source.name, source.read())
         except NotDicomError:
             report.skipped_non_dicom += 1
         except DamagedFileError as exc:
-            report.damaged.append((name, str(exc)))
+            report.damaged.append((source.name, str(exc)))
         else:
             batch.append(parsed)
             studies.setdefault(parsed.study_uid)
@@ -195,12 +229,20 @@ def import_paths(
     if studies:
         with store.transaction() as conn:
             for uid in studies:
-                conn.execute("UPDATE studies SET status = 'complete', updated = ? WHERE study_uid = ?",
-                             (utc_now(), uid))
+                conn.execute(
+                    "UPDATE studies SET status = 'complete', updated = ? WHERE study_uid = ?",
+                    (utc_now(), uid),
+                )
     report.studies = list(studies)
-    log.info("import: %d files, %d stored, %d already present, %d non-DICOM, %d damaged, %d conflicts",
-             report.files_seen, report.stored, report.already_present, report.skipped_non_dicom,
-             len(report.damaged), len(report.conflicts))
+    log.info(
+        "import: %d files, %d stored, %d already present, %d non-DICOM, %d damaged, %d conflicts",
+        report.files_seen,
+        report.stored,
+        report.already_present,
+        report.skipped_non_dicom,
+        len(report.damaged),
+        len(report.conflicts),
+    )
     return report
 
 
@@ -223,16 +265,23 @@ def _store_batch(store: Store, access: Access, batch: list[ParsedInstance], repo
             cur = conn.execute(
                 "INSERT INTO instances (series_fk, sop_uid, sop_class_uid, instance_number, transfer_syntax, "
                 "size, sha256, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (series_fk, inst.sop_uid, inst.sop_class_uid, inst.instance_number, inst.transfer_syntax,
-                 len(inst.data), inst.sha256, utc_now()),
+                (
+                    series_fk,
+                    inst.sop_uid,
+                    inst.sop_class_uid,
+                    inst.instance_number,
+                    inst.transfer_syntax,
+                    len(inst.data),
+                    inst.sha256,
+                    utc_now(),
+                ),
             )
             conn.execute("INSERT INTO instance_data (instance_fk, data) VALUES (?, ?)", (cur.lastrowid, inst.data))
             stored += 1
             objects[("patient", inst.patient_id)] = AuditObject("patient", inst.patient_id)
             objects[("study", inst.study_uid)] = AuditObject("study", inst.study_uid)
         if stored:
-            record_access(conn, access, "dicom.import", objects=list(objects.values()),
-                          details={"instances": stored})
+            record_access(conn, access, "dicom.import", objects=list(objects.values()), details={"instances": stored})
     report.stored += stored
 
 
@@ -243,19 +292,34 @@ def _ensure_series(conn: Connection, inst: ParsedInstance) -> int:
         "ON CONFLICT (patient_id, issuer) DO NOTHING",
         (inst.patient_id, inst.issuer, inst.patient_name, inst.birth_date, inst.sex),
     )
-    patient_fk = conn.execute("SELECT id FROM patients WHERE patient_id = ? AND issuer = ?",
-                              (inst.patient_id, inst.issuer)).fetchone()[0]
+    patient_fk = conn.execute(
+        "SELECT id FROM patients WHERE patient_id = ? AND issuer = ?", (inst.patient_id, inst.issuer)
+    ).fetchone()[0]
     conn.execute(
         "INSERT INTO studies (patient_fk, study_uid, study_date, study_time, accession, description, status, "
         "created, updated) VALUES (?, ?, ?, ?, ?, ?, 'partial', ?, ?) ON CONFLICT (study_uid) DO NOTHING",
-        (patient_fk, inst.study_uid, inst.study_date, inst.study_time, inst.accession, inst.study_description,
-         now, now),
+        (
+            patient_fk,
+            inst.study_uid,
+            inst.study_date,
+            inst.study_time,
+            inst.accession,
+            inst.study_description,
+            now,
+            now,
+        ),
     )
     study_fk = conn.execute("SELECT id FROM studies WHERE study_uid = ?", (inst.study_uid,)).fetchone()[0]
     conn.execute(
         "INSERT INTO series (study_fk, series_uid, modality, series_number, description, frame_of_reference_uid) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid) DO NOTHING",
-        (study_fk, inst.series_uid, inst.modality, inst.series_number, inst.series_description,
-         inst.frame_of_reference_uid),
+        (
+            study_fk,
+            inst.series_uid,
+            inst.modality,
+            inst.series_number,
+            inst.series_description,
+            inst.frame_of_reference_uid,
+        ),
     )
     return int(conn.execute("SELECT id FROM series WHERE series_uid = ?", (inst.series_uid,)).fetchone()[0])

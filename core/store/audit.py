@@ -73,12 +73,21 @@ class AuditVerification:
 
 
 def _digest(
-    seq: int, ts: str, actor: str, role: str, action: str, outcome: str, objects: str, details: str,
-    break_glass: int, prev_hash: str,
+    seq: int,
+    ts: str,
+    actor: str,
+    role: str,
+    action: str,
+    outcome: str,
+    objects: str,
+    details: str,
+    break_glass: int,
+    prev_hash: str,
 ) -> str:
     canonical = json.dumps(
         [seq, ts, actor, role, action, outcome, objects, details, break_glass, prev_hash],
-        separators=(",", ":"), ensure_ascii=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
     )
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -114,11 +123,22 @@ def record(
     conn.execute(
         "INSERT INTO audit (seq, ts, actor, role, action, outcome, objects, details, break_glass, prev_hash, hash) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (seq, ts, actor, role, action, outcome, objects_json, details_json, int(break_glass), prev_hash, digest),
+        (
+            seq,
+            ts,
+            actor,
+            role,
+            action,
+            outcome,
+            objects_json,
+            details_json,
+            int(break_glass),
+            prev_hash,
+            digest,
+        ),
     )
     conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('audit_head', ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        "INSERT INTO meta (key, value) VALUES ('audit_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (f"{seq}:{digest}",),
     )
     return seq
@@ -136,7 +156,7 @@ _COLUMNS = "seq, ts, actor, role, action, outcome, objects, details, break_glass
 def entries(
     conn: Connection, *, since: str | None = None, actor: str | None = None, action: str | None = None
 ) -> Iterator[AuditEntry]:
-    sql, params = f"SELECT {_COLUMNS} FROM audit WHERE 1=1", []
+    sql, params = f"SELECT {_COLUMNS} FROM audit WHERE 1=1", list[str]()
     if since:
         sql, params = sql + " AND ts >= ?", [*params, since]
     if actor:

@@ -85,18 +85,42 @@ def audit_message(entry: AuditEntry, *, source_id: str | None = None) -> ET.Elem
         _coded(ident, "EventTypeCode", "110127", "DCM", "Emergency Override Started")
     ET.SubElement(ident, "EventOutcomeDescription").text = f"radplan:{entry.action} seq={entry.seq}"
     host = source_id or socket.gethostname()
-    user = ET.SubElement(msg, "ActiveParticipant", {"UserID": entry.actor or "unknown", "UserIsRequestor": "true",
-                                                    "NetworkAccessPointID": host, "NetworkAccessPointTypeCode": "1"})
+    user = ET.SubElement(
+        msg,
+        "ActiveParticipant",
+        {
+            "UserID": entry.actor or "unknown",
+            "UserIsRequestor": "true",
+            "NetworkAccessPointID": host,
+            "NetworkAccessPointTypeCode": "1",
+        },
+    )
     if entry.role:
-        _coded(user, "RoleIDCode", "110153" if entry.action.startswith("dicom.") else "110150", "DCM",
-               "Source Role ID" if entry.action.startswith("dicom.") else "Application")
-    app = ET.SubElement(msg, "ActiveParticipant", {"UserID": "radplan", "AlternativeUserID": str(entry.seq),
-                                                   "UserIsRequestor": "false", "NetworkAccessPointID": host,
-                                                   "NetworkAccessPointTypeCode": "1"})
+        _coded(
+            user,
+            "RoleIDCode",
+            "110153" if entry.action.startswith("dicom.") else "110150",
+            "DCM",
+            "Source Role ID" if entry.action.startswith("dicom.") else "Application",
+        )
+    app = ET.SubElement(
+        msg,
+        "ActiveParticipant",
+        {
+            "UserID": "radplan",
+            "AlternativeUserID": str(entry.seq),
+            "UserIsRequestor": "false",
+            "NetworkAccessPointID": host,
+            "NetworkAccessPointTypeCode": "1",
+        },
+    )
     _coded(app, "RoleIDCode", "110150", "DCM", "Application")
     source = ET.SubElement(msg, "AuditSourceIdentification", {"AuditSourceID": host})
-    ET.SubElement(source, "AuditSourceTypeCode", {"csd-code": "4", "codeSystemName": "DCM",
-                                                  "originalText": "Application Server Process"})
+    ET.SubElement(
+        source,
+        "AuditSourceTypeCode",
+        {"csd-code": "4", "codeSystemName": "DCM", "originalText": "Application Server Process"},
+    )
     for obj in entry.objects:
         _participant_object(msg, obj)
     return msg
@@ -106,11 +130,15 @@ def _participant_object(msg: ET.Element, obj: AuditObject) -> None:
     type_code, role, (id_code, id_scheme, id_meaning) = _OBJECT_CODES.get(
         obj.kind, ("2", "4", ("12", "RFC-3881", "URI"))
     )
-    elem = ET.SubElement(msg, "ParticipantObjectIdentification", {
-        "ParticipantObjectID": obj.identifier,
-        "ParticipantObjectTypeCode": type_code,
-        "ParticipantObjectTypeCodeRole": role,
-    })
+    elem = ET.SubElement(
+        msg,
+        "ParticipantObjectIdentification",
+        {
+            "ParticipantObjectID": obj.identifier,
+            "ParticipantObjectTypeCode": type_code,
+            "ParticipantObjectTypeCodeRole": role,
+        },
+    )
     _coded(elem, "ParticipantObjectIDTypeCode", id_code, id_scheme, id_meaning)
     if obj.description:
         ET.SubElement(elem, "ParticipantObjectDescription").text = obj.description

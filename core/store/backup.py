@@ -58,7 +58,7 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
     os.close(fd)
     os.unlink(tmp_db)  # sqlcipher_export needs to create the file itself
     try:
-        with store._lock:  # noqa: SLF001 - the export must not interleave with writes
+        with store._lock:
             store.conn.execute(f"ATTACH DATABASE ? AS backup KEY \"x'{key.hex()}'\"", (tmp_db,))
             try:
                 store.conn.execute("SELECT sqlcipher_export('backup')")
@@ -81,7 +81,7 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
             os.fsync(out.fileno())
     finally:
         Path(tmp_db).unlink(missing_ok=True)
-    return BackupInfo(path, header["store_id"], header["schema_version"], header["created"], path.stat().st_size)
+    return BackupInfo(path, store.meta.store_id, schema_version(store.conn), last.ts, path.stat().st_size)
 
 
 def read_backup_header(path: Path) -> tuple[dict[str, object], int]:
@@ -90,7 +90,7 @@ def read_backup_header(path: Path) -> tuple[dict[str, object], int]:
         head = fh.read(len(BACKUP_MAGIC) + 4)
         if not head.startswith(BACKUP_MAGIC):
             raise StoreCorruptError(f"{path} is not a RadPlan backup")
-        length = int.from_bytes(head[len(BACKUP_MAGIC):], "big")
+        length = int.from_bytes(head[len(BACKUP_MAGIC) :], "big")
         try:
             header = json.loads(fh.read(length))
         except ValueError as exc:
@@ -119,7 +119,7 @@ def restore_backup(
         raise WrongKeyError("wrong backup passphrase; nothing was restored")
     kwargs = {} if passphrase is None else {"passphrase": passphrase}
     new_store = Store.create(paths.data_dir, key_mode=key_mode, **kwargs)
-    new_key = new_store._key  # noqa: SLF001 - same package
+    new_key = new_store._key
     new_store.close()
     tmp = paths.data_dir / ".restore.db"
     with open(path, "rb") as fh:
@@ -144,6 +144,11 @@ def restore_backup(
             Path(str(tmp) + suffix).unlink(missing_ok=True)
     restored = Store.open(paths.data_dir, **kwargs)
     with restored.transaction() as conn:
-        audit.record(conn, actor="system", role="", action="store.restore",
-                     details={"backup_store_id": header["store_id"], "backup_created": header["created"]})
+        audit.record(
+            conn,
+            actor="system",
+            role="",
+            action="store.restore",
+            details={"backup_store_id": header["store_id"], "backup_created": header["created"]},
+        )
     return restored

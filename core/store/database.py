@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlcipher3
 
@@ -26,7 +27,10 @@ __all__ = [
 ]
 
 PAGE_SIZE = 4096
-Connection = sqlcipher3.Connection
+if TYPE_CHECKING:  # sqlcipher3 ships no type stubs; its Connection has exactly sqlite3's DB-API
+    from sqlite3 import Connection
+else:
+    Connection = sqlcipher3.Connection
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -57,7 +61,7 @@ def connect(path: Path, key: bytes, *, create: bool = False, key_is_verified: bo
                 "Restore it from a backup ('radplan store restore')."
             )
         check_file(path)
-    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn: Connection = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")  # errors are ours to report, not SQLCipher's stderr
         conn.execute(key_pragma(key))

@@ -8,6 +8,7 @@ scrypt (N=2**17, r=8, p=1: 128 MiB of memory per guess). A plaintext keyring is 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -141,7 +142,7 @@ def find_secure_keyring() -> Any | None:
     for backend in candidates:
         try:
             priority = float(backend.priority)
-        except Exception:  # noqa: BLE001 - a backend reports "not viable here" by raising
+        except Exception:  # noqa: S112 - "not viable here" is reported by raising
             continue
         if priority > 0:
             usable.append((priority, backend))
@@ -190,7 +191,5 @@ class KeyringSlot:
     def delete(self, name: str) -> None:
         from keyring.errors import PasswordDeleteError
 
-        try:
+        with contextlib.suppress(PasswordDeleteError):
             self._backend.delete_password(KEYRING_SERVICE, name)
-        except PasswordDeleteError:
-            pass

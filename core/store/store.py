@@ -14,11 +14,23 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.errors import KeyringUnavailableError, StoreCorruptError, StoreExistsError, StoreNotFoundError
-from core.errors import WrongKeyError
+from core.errors import (
+    KeyringUnavailableError,
+    StoreCorruptError,
+    StoreExistsError,
+    StoreNotFoundError,
+    WrongKeyError,
+)
 from core.store.database import Connection, apply_migrations, connect, key_pragma
-from core.store.keys import KeyringSlot, WrappedKey, find_secure_keyring, key_check_value, new_key
-from core.store.keys import unwrap_key, wrap_key
+from core.store.keys import (
+    KeyringSlot,
+    WrappedKey,
+    find_secure_keyring,
+    key_check_value,
+    new_key,
+    unwrap_key,
+    wrap_key,
+)
 from core.store.meta import KeyMode, StoreMeta, StorePaths
 
 __all__ = ["PassphraseSource", "Store", "utc_now"]
@@ -69,7 +81,10 @@ class Store:
             phrase = passphrase("New store passphrase: ")
             wrapped = wrap_key(key, phrase, aad=store_id.encode()).to_json()
         meta = StoreMeta(
-            store_id=store_id, created=utc_now(), key_mode=key_mode, key_check=key_check_value(key),
+            store_id=store_id,
+            created=utc_now(),
+            key_mode=key_mode,
+            key_check=key_check_value(key),
             wrapped_key=wrapped,
         )
         paths.data_dir.mkdir(parents=True, exist_ok=True)

@@ -47,15 +47,27 @@ def list_studies(store: Store, access: Access, *, patient_id: str | None = None)
         rows = conn.execute(sql, params).fetchall()
         result = [
             StudySummary(
-                study_uid=r[0], patient_id=r[1], patient_name=r[2], study_date=r[3], description=r[4],
-                accession=r[5], status=r[6], modalities=tuple(sorted(filter(None, (r[7] or "").split(",")))),
-                series=int(r[8]), instances=int(r[9]), size_bytes=int(r[10]),
+                study_uid=r[0],
+                patient_id=r[1],
+                patient_name=r[2],
+                study_date=r[3],
+                description=r[4],
+                accession=r[5],
+                status=r[6],
+                modalities=tuple(sorted(filter(None, (r[7] or "").split(",")))),
+                series=int(r[8]),
+                instances=int(r[9]),
+                size_bytes=int(r[10]),
             )
             for r in rows
         ]
         for s in result:
             register_phi(s.patient_id, s.patient_name)
-        record_access(conn, access, "study.query",
-                      objects=[AuditObject("study", s.study_uid) for s in result],
-                      details={"filter_patient": bool(patient_id), "results": len(result)})
+        record_access(
+            conn,
+            access,
+            "study.query",
+            objects=[AuditObject("study", s.study_uid) for s in result],
+            details={"filter_patient": bool(patient_id), "results": len(result)},
+        )
     return result

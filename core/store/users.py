@@ -10,6 +10,7 @@ from core.security.roles import Permission, Role
 from core.security.session import Access, User
 from core.store import audit
 from core.store.audit import AuditObject
+from core.store.database import Connection
 from core.store.store import Store, utc_now
 
 __all__ = ["UserRepository", "record_access"]
@@ -17,7 +18,7 @@ __all__ = ["UserRepository", "record_access"]
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 
 
-def record_access(store_conn: audit.Connection, access: Access, action: str, **kwargs: object) -> int:
+def record_access(store_conn: Connection, access: Access, action: str, **kwargs: object) -> int:
     """Audit an authorised action (break-glass flagged with its reason)."""
     details = dict(kwargs.pop("details", None) or {})  # type: ignore[call-overload]
     if access.break_glass:
@@ -51,8 +52,13 @@ class UserRepository:
             if conn.execute("SELECT count(*) FROM users").fetchone()[0]:
                 raise PermissionDeniedError("the store already has users: add more with 'radplan user add'")
             user = self._insert(conn, name, Role.ADMIN, password)
-            audit.record(conn, actor=name, role=Role.ADMIN.value, action="user.create",
-                         objects=[AuditObject("user", name, "first admin")])
+            audit.record(
+                conn,
+                actor=name,
+                role=Role.ADMIN.value,
+                action="user.create",
+                objects=[AuditObject("user", name, "first admin")],
+            )
         return user
 
     def add(self, access: Access, name: str, role: Role, password: str) -> User:
@@ -72,15 +78,21 @@ class UserRepository:
             cur = conn.execute("UPDATE users SET active = ? WHERE name = ?", (int(active), name))
             if cur.rowcount != 1:
                 raise ValueError(f"no user {name!r}")
-            record_access(conn, access, "user.enable" if active else "user.disable",
-                          objects=[AuditObject("user", name)])
+            record_access(
+                conn, access, "user.enable" if active else "user.disable", objects=[AuditObject("user", name)]
+            )
 
     def change_own_password(self, user: User, password: str) -> None:
         """For a user who has just authenticated (the caller checked the current password)."""
         with self.store.transaction() as conn:
             conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (hash_password(password), user.id))
-            audit.record(conn, actor=user.name, role=user.role.value, action="user.password",
-                         objects=[AuditObject("user", user.name)])
+            audit.record(
+                conn,
+                actor=user.name,
+                role=user.role.value,
+                action="user.password",
+                objects=[AuditObject("user", user.name)],
+            )
 
     def set_password(self, access: Access, name: str, password: str) -> None:
         self._require(access, Permission.MANAGE_USERS)
@@ -101,20 +113,31 @@ class UserRepository:
         ok = verify_password(stored, password) and bool(rows and rows[0][3])
         with self.store.transaction() as conn:
             if not ok:
-                audit.record(conn, actor=name, role="", action="user.login", outcome="minor_failure",
-                             objects=[AuditObject("user", name)])
+                audit.record(
+                    conn,
+                    actor=name,
+                    role="",
+                    action="user.login",
+                    outcome="minor_failure",
+                    objects=[AuditObject("user", name)],
+                )
             else:
                 conn.execute("UPDATE users SET last_login = ? WHERE name = ?", (utc_now(), name))
                 if stored is not None and needs_rehash(stored):
                     conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hash_password(password), name))
-                audit.record(conn, actor=name, role=str(rows[0][2]), action="user.login",
-                             objects=[AuditObject("user", name)])
+                audit.record(
+                    conn,
+                    actor=name,
+                    role=str(rows[0][2]),
+                    action="user.login",
+                    objects=[AuditObject("user", name)],
+                )
         if not ok:
             raise AuthenticationError("unknown user, wrong password or disabled account")
         return _row_to_user(rows[0][:4])
 
     @staticmethod
-    def _insert(conn: audit.Connection, name: str, role: Role, password: str) -> User:
+    def _insert(conn: Connection, name: str, role: Role, password: str) -> User:
         if not _NAME.match(name):
             raise ValueError("user names are 2-32 characters: lower-case letters, digits, '.', '_' or '-'")
         cur = conn.execute(

@@ -31,7 +31,7 @@ def probe_gpu() -> str:
 def _version(module: str) -> tuple[object | None, str]:
     try:
         mod = importlib.import_module(module)
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not available", with the reason
+    except Exception as exc:  # any import failure means "not available", with the reason
         return None, f"not importable: {type(exc).__name__}: {exc}"
     return mod, str(getattr(mod, "__version__", "?"))
 
@@ -49,7 +49,7 @@ def probe_backends() -> list[BackendStatus]:
             cuda.init()  # type: ignore[attr-defined]
             count = cuda.Device.count()  # type: ignore[attr-defined]
             result.append(BackendStatus("tensorrt", count > 0, f"tensorrt {trt_v}, {count} CUDA device(s)"))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             result.append(BackendStatus("tensorrt", False, f"tensorrt {trt_v}, CUDA init failed: {exc}"))
     ort, ort_v = _version("onnxruntime")
     if ort is None:
