@@ -77,7 +77,7 @@ def bench_sqlcipher(files: list[Path], work: Path) -> tuple[float, float]:
     store = Store.open(work / "db", passphrase=lambda _p: "bench-passphrase")
     read_s = timed(read)
     store.close()
-    return write, read_s
+    return write_s, read_s
 
 
 def bench_gcm_files(files: list[Path], work: Path) -> tuple[float, float]:

@@ -71,7 +71,9 @@ install_torch() {
     "$VENV/bin/pip" install -q "torch==2.13.0"
   else
     log "no NVIDIA GPU: installing the CPU build of torch 2.13.0"
-    "$VENV/bin/pip" install -q --no-deps "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
+    # A local CPU wheel (pip's configured find-links) first; else the PyTorch CPU index.
+    "$VENV/bin/pip" install -q --no-deps --no-index "torch==2.13.0" 2>/dev/null ||
+      "$VENV/bin/pip" install -q --no-deps "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
   fi
 }
 

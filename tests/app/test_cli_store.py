@@ -43,7 +43,7 @@ def run_acceptance(cli: Cli, data_dir: Path, tmp_path: Path, **env: str) -> None
     listed = json.loads(cli("-v", "studies", "--json", **rad).stdout)
     assert len(listed) == 1
     assert listed[0]["patient_id"] == manifest["patient_id"]
-    assert listed[0]["study_uid"] == manifest["study_uid"]
+    assert listed[0]["study_uid"] == manifest["study_instance_uid"]
     assert listed[0]["instances"] == report["stored"] and listed[0]["status"] == "complete"
     assert sorted(listed[0]["modalities"]) == ["CT", "RTDOSE", "RTSTRUCT"]
     assert_no_phi(data_dir, manifest)
@@ -64,8 +64,17 @@ def test_acceptance_with_keyring(initialised: Cli, data_dir: Path, tmp_path: Pat
 def test_acceptance_with_passphrase(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
     env = {"RADPLAN_PASSPHRASE": "store-passphrase-1"}
     cli("init", "--admin", ADMIN, "--key-mode", "passphrase", RADPLAN_PASSWORD=ADMIN_PW, **env)
-    cli("user", "add", RAD, "--role", "radiologist", RADPLAN_USER=ADMIN, RADPLAN_PASSWORD=ADMIN_PW,
-        RADPLAN_NEW_PASSWORD=RAD_PW, **env)
+    cli(
+        "user",
+        "add",
+        RAD,
+        "--role",
+        "radiologist",
+        RADPLAN_USER=ADMIN,
+        RADPLAN_PASSWORD=ADMIN_PW,
+        RADPLAN_NEW_PASSWORD=RAD_PW,
+        **env,
+    )
     run_acceptance(cli, data_dir, tmp_path, **env)
     wrong = cli("studies", check=False, RADPLAN_USER=RAD, RADPLAN_PASSWORD=RAD_PW, RADPLAN_PASSPHRASE="nope-nope")
     assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
@@ -82,8 +91,11 @@ def test_no_store_yet_says_how_to_create_one(cli: Cli) -> None:
 def test_wrong_password_is_denied_and_audited(initialised: Cli) -> None:
     bad = initialised("studies", check=False, RADPLAN_USER=RAD, RADPLAN_PASSWORD="wrong-password-x")
     assert bad.returncode == 3 and "denied" in bad.stderr
-    log = json.loads(initialised("audit", "list", "--json", "--action", "user.login",
-                                 RADPLAN_USER=ADMIN, RADPLAN_PASSWORD=ADMIN_PW).stdout)
+    log = json.loads(
+        initialised(
+            "audit", "list", "--json", "--action", "user.login", RADPLAN_USER=ADMIN, RADPLAN_PASSWORD=ADMIN_PW
+        ).stdout
+    )
     assert any(e["actor"] == RAD and e["outcome"] == "minor_failure" for e in log)
     ok = initialised("studies", "--json", RADPLAN_USER=PHYS, RADPLAN_PASSWORD=PHYS_PW)
     assert json.loads(ok.stdout) == []
@@ -98,8 +110,14 @@ def test_kill_9_during_import_then_rerun_without_duplicates(
     initialised("demo-data", str(study), "--seed", "5", "--shape", "128x128x160", "--spacing", "2.5x2.5x2.0")
     total = json.loads((study / "manifest.json").read_text())["n_ct_instances"] + 2
     env = {**cli_env, "RADPLAN_USER": RAD, "RADPLAN_PASSWORD": RAD_PW}
-    proc = subprocess.Popen([*RADPLAN, "import", str(study / "ct"), "--batch-size", "4"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*RADPLAN, "import", str(study / "ct"), "--batch-size", "4"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     committed = 0
     for line in proc.stderr:
