@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.security.session import Session
+from core.security.roles import Permission
+from core.security.session import Access, Session
 from core.settings import Settings
 from core.store.store import PassphraseSource, Store
-from core.store.users import UserRepository
+from core.store.users import UserRepository, authorize
 
 __all__ = ["AppContext", "Credentials"]
 
@@ -44,6 +45,10 @@ class AppContext:
             user = self.users().authenticate(name, self.credentials.password(name))
             self._session = Session(user, idle_timeout_s=self.settings.auto_lock_minutes * 60)
         return self._session
+
+    def authorize(self, permission: Permission, *, break_glass_reason: str | None = None) -> Access:
+        """Sign in if needed, check the permission; refusals and break-glass grants are audited."""
+        return authorize(self.store(), self.session(), permission, break_glass_reason=break_glass_reason)
 
     def close(self) -> None:
         if self._store is not None:

@@ -37,6 +37,7 @@ def user_config_path() -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The settings in one file: top-level keys and/or a [radplan] table (any other table is an unknown key)."""
     if not path.is_file():
         return {}
     try:
@@ -44,16 +45,24 @@ def _read(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read settings file {path}: {exc}") from exc
-    return dict(data.get("radplan", data))
+    values = {k: v for k, v in data.items() if k != "radplan"}
+    table = data.get("radplan", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"settings file {path}: 'radplan' must be a table ([radplan]), not a {type(table).__name__}")
+    if both := sorted(set(values) & set(table)):
+        raise ValueError(f"settings file {path}: {', '.join(both)} set both at the top level and in [radplan]")
+    return {**values, **table}
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:
     values: dict[str, Any] = {"data_dir": platformdirs.user_data_dir("radplan", appauthor=False)}
     for path in (site_config_path(), user_config_path()):
-        try:
-            values.update(_read(path))
+        from_file = _read(path)
+        try:  # check each file on its own, so that an error names the file it is in
+            Settings.from_mapping({**values, **from_file})
         except ValueError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(f"settings file {path}: {exc}") from None
+        values.update(from_file)
     if env := os.environ.get("RADPLAN_DATA_DIR"):
         values["data_dir"] = env
     if data_dir is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+from typing import TextIO
 
 from core.logsafe import PhiRedactingFilter
 from core.settings import Settings
@@ -12,6 +13,20 @@ from core.settings import Settings
 __all__ = ["configure_logging"]
 
 _FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Opens the log file readable by its owner only, also the fresh file after each rollover."""
+
+    def _open(self) -> TextIO:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # a file that already existed keeps its mode otherwise
+            return open(fd, "a", encoding=self.encoding, errors=self.errors)
+        except BaseException:
+            os.close(fd)
+            raise
 
 
 def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
@@ -24,13 +39,13 @@ def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
     log_dir = settings.data_dir / "logs"
     try:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        file_handler = logging.handlers.RotatingFileHandler(
+        log_dir.chmod(0o700)
+        file_handler = _PrivateRotatingFileHandler(
             log_dir / "radplan.log",
             maxBytes=settings.log_max_bytes,
             backupCount=settings.log_backups,
             encoding="utf-8",
         )
-        os.chmod(log_dir / "radplan.log", 0o600)
         file_handler.setFormatter(logging.Formatter(_FORMAT))
         file_handler.addFilter(redactor)
         root.addHandler(file_handler)

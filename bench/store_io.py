@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.demo import generate_demo_study  # noqa: E402
-from core.dicom.importer import import_paths  # noqa: E402
-from core.security.roles import Permission, Role  # noqa: E402
-from core.security.session import Access, User  # noqa: E402
-from core.store.store import Store  # noqa: E402
+from core.demo import generate_demo_study
+from core.dicom.importer import import_paths
+from core.security.roles import Permission, Role
+from core.security.session import Access, User
+from core.store.store import Store
 
 ACCESS = Access(User(1, "bench", Role.RADIOLOGIST), Permission.IMPORT_STUDIES)
 
@@ -131,11 +131,17 @@ def main() -> None:
         generate_demo_study(root / "study", seed=0, shape=shape)  # type: ignore[arg-type]
         files = sorted((root / "study" / "ct").glob("*.dcm"))
         mb = sum(f.stat().st_size for f in files) / 1e6
-        results: dict[str, list[tuple[float, float]]] = {"A sqlcipher-blobs": [], "B aes-gcm-files": [],
-                                                        "C plaintext-files": []}
+        results: dict[str, list[tuple[float, float]]] = {
+            "A sqlcipher-blobs": [],
+            "B aes-gcm-files": [],
+            "C plaintext-files": [],
+        }
         for r in range(args.repeat):
-            for name, fn in (("A sqlcipher-blobs", bench_sqlcipher), ("B aes-gcm-files", bench_gcm_files),
-                             ("C plaintext-files", bench_plain)):
+            for name, fn in (
+                ("A sqlcipher-blobs", bench_sqlcipher),
+                ("B aes-gcm-files", bench_gcm_files),
+                ("C plaintext-files", bench_plain),
+            ):
                 work = root / f"run{r}-{name[0]}"
                 work.mkdir()
                 results[name].append(fn(files, work))

@@ -25,7 +25,9 @@ def register_phi(*values: object) -> None:
     new = set()
     for value in values:
         text = str(value or "").strip()
-        for part in {text, *re.split(r"[\^ ]+", text)}:
+        # a DICOM PN is family^given^middle^prefix^suffix, with up to three '='-separated groups
+        # (alphabetic=ideographic=phonetic)
+        for part in {text, *re.split(r"[\^= ]+", text), *text.split("=")}:
             if len(part) >= 3:
                 new.add(part)
     with _lock:
@@ -44,7 +46,11 @@ class PhiRedactingFilter(logging.Filter):
     """Formats the record's message once and replaces every registered identifier in it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the logging call must not raise, and nothing may leak
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            message = f"{record.msg} (unformattable arguments: {', '.join(repr(a) for a in args)})"
         cleaned = redact(message)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
@@ -52,4 +58,6 @@ class PhiRedactingFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

@@ -8,6 +8,7 @@ import click
 
 from app.bootstrap import AppContext
 from app.cli.common import echo_json, pass_app
+from core.errors import StoreCorruptError
 from core.security.roles import Permission
 from core.store import audit as audit_log
 from core.store.audit_dicom import audit_message_xml
@@ -28,7 +29,7 @@ def audit() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def audit_list(app: AppContext, since: str | None, actor: str | None, action: str | None, as_json: bool) -> None:
-    access = app.session().authorize(Permission.VIEW_AUDIT)
+    access = app.authorize(Permission.VIEW_AUDIT)
     store = app.store()
     rows = list(audit_log.entries(store.conn, since=since, actor=actor, action=action))
     with store.transaction() as conn:
@@ -46,7 +47,20 @@ def audit_list(app: AppContext, since: str | None, actor: str | None, action: st
 @pass_app
 def audit_verify(app: AppContext) -> None:
     """Re-compute the hash chain; exit 1 and list the problems if any row was edited, inserted or deleted."""
-    result = audit_log.verify(app.store().conn)
+    access = app.authorize(Permission.VIEW_AUDIT)
+    store = app.store()
+    result = audit_log.verify(store.conn)
+    try:
+        with store.transaction() as conn:
+            record_access(
+                conn,
+                access,
+                "audit.verify",
+                outcome="success" if result.ok else "serious_failure",
+                details={"entries": result.checked, "problems": len(result.problems)},
+            )
+    except StoreCorruptError:  # a destroyed head anchor: the problems below say so
+        pass
     if result.ok:
         click.echo(f"audit trail intact: {result.checked} entries, hash chain verified")
         return
@@ -67,7 +81,7 @@ def audit_verify(app: AppContext) -> None:
 @click.option("--since")
 @pass_app
 def audit_export(app: AppContext, fmt: str, out: Path, since: str | None) -> None:
-    access = app.session().authorize(Permission.VIEW_AUDIT)
+    access = app.authorize(Permission.VIEW_AUDIT)
     store = app.store()
     with store.transaction() as conn:
         record_access(conn, access, "audit.export", details={"format": fmt})

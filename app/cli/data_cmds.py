@@ -52,7 +52,7 @@ def demo_data(out: Path, seed: int, shape: str, spacing: str) -> None:
 @pass_app
 def import_cmd(app: AppContext, paths: tuple[Path, ...], as_json: bool, batch_size: int) -> None:
     """Import DICOM files, folders and zip archives into the encrypted store (as received bytes)."""
-    access = app.session().authorize(Permission.IMPORT_STUDIES)
+    access = app.authorize(Permission.IMPORT_STUDIES)
     start = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -89,7 +89,7 @@ def import_cmd(app: AppContext, paths: tuple[Path, ...], as_json: bool, batch_si
 @pass_app
 def studies(app: AppContext, patient_id: str | None, break_glass: str | None, as_json: bool) -> None:
     """List the studies in the local store."""
-    access = app.session().authorize(Permission.READ_PATIENT_DATA, break_glass_reason=break_glass)
+    access = app.authorize(Permission.READ_PATIENT_DATA, break_glass_reason=break_glass)
     rows = list_studies(app.store(), access, patient_id=patient_id)
     if as_json:
         echo_json(rows)

@@ -95,8 +95,7 @@ def store_info(app: AppContext, as_json: bool) -> None:
 @pass_app
 def store_backup(app: AppContext, path: Path) -> None:
     """Write an encrypted backup (passphrase: RADPLAN_BACKUP_PASSPHRASE or a prompt). Admins only."""
-    session = app.session()
-    access = session.authorize(Permission.MANAGE_STORE)
+    access = app.authorize(Permission.MANAGE_STORE)
     phrase = env_or_prompt("RADPLAN_BACKUP_PASSPHRASE", "Backup passphrase: ", confirm=True)
     info = create_backup(app.store(), path, phrase, actor=access.user.name, role=access.user.role.value)
     click.echo(f"backup written: {info.path} ({info.size_bytes} bytes, schema {info.schema_version})")
@@ -124,8 +123,7 @@ def store_restore(app: AppContext, path: Path, key_mode: str | None) -> None:
 @pass_app
 def store_rekey(app: AppContext) -> None:
     """Re-encrypt the store under a new random key (passphrase mode: RADPLAN_NEW_PASSPHRASE or a prompt)."""
-    session = app.session()
-    access = session.authorize(Permission.MANAGE_STORE)
+    access = app.authorize(Permission.MANAGE_STORE)
     s = app.store()
     s.rekey(passphrase=lambda p: env_or_prompt("RADPLAN_NEW_PASSPHRASE", p, confirm=True))
     with s.transaction() as conn:

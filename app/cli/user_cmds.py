@@ -22,7 +22,7 @@ def user() -> None:
 @pass_app
 def user_add(app: AppContext, name: str, role: str) -> None:
     """Add a user (new password: RADPLAN_NEW_PASSWORD or a prompt)."""
-    access = app.session().authorize(Permission.MANAGE_USERS)
+    access = app.authorize(Permission.MANAGE_USERS)
     password = env_or_prompt("RADPLAN_NEW_PASSWORD", f"New password for {name}: ", confirm=True)
     app.users().add(access, name, Role(role), password)
     click.echo(f"added {role} {name}")
@@ -32,7 +32,7 @@ def user_add(app: AppContext, name: str, role: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def user_list(app: AppContext, as_json: bool) -> None:
-    app.session().authorize(Permission.MANAGE_USERS)
+    app.authorize(Permission.MANAGE_USERS)
     users = app.users().list()
     if as_json:
         echo_json([{"name": u.name, "role": u.role.value, "active": u.active} for u in users])
@@ -45,7 +45,7 @@ def user_list(app: AppContext, as_json: bool) -> None:
 @click.argument("name")
 @pass_app
 def user_disable(app: AppContext, name: str) -> None:
-    access = app.session().authorize(Permission.MANAGE_USERS)
+    access = app.authorize(Permission.MANAGE_USERS)
     app.users().set_active(access, name, False)
     click.echo(f"disabled {name}")
 
@@ -54,7 +54,7 @@ def user_disable(app: AppContext, name: str) -> None:
 @click.argument("name")
 @pass_app
 def user_enable(app: AppContext, name: str) -> None:
-    access = app.session().authorize(Permission.MANAGE_USERS)
+    access = app.authorize(Permission.MANAGE_USERS)
     app.users().set_active(access, name, True)
     click.echo(f"enabled {name}")
 
@@ -71,5 +71,5 @@ def user_passwd(app: AppContext, name: str | None) -> None:
         session.touch()
         app.users().change_own_password(session.user, password)
     else:
-        app.users().set_password(session.authorize(Permission.MANAGE_USERS), target, password)
+        app.users().set_password(app.authorize(Permission.MANAGE_USERS), target, password)
     click.echo(f"password changed for {target}")

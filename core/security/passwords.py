@@ -5,7 +5,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["MIN_PASSWORD_LENGTH", "check_policy", "hash_password", "needs_rehash", "verify_password"]
+__all__ = ["MIN_PASSWORD_LENGTH", "check_policy", "hash_password", "needs_rehash", "rehash_password", "verify_password"]
 
 MIN_PASSWORD_LENGTH = 10
 _HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=2)
@@ -22,6 +22,12 @@ def check_policy(password: str) -> None:
 
 def hash_password(password: str) -> str:
     check_policy(password)
+    return _HASHER.hash(password)
+
+
+def rehash_password(password: str) -> str:
+    """A fresh hash with the current parameters for a password that was just verified (no policy check: an
+    account created under an older policy must still be able to sign in)."""
     return _HASHER.hash(password)
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from core.errors import StoreCorruptError
 from core.store.database import Connection
 
 __all__ = [
@@ -92,12 +94,24 @@ def _digest(
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+_HEAD_FORMAT = re.compile(r"^(0|[1-9][0-9]*):([0-9a-f]{64})$")
+
+
 def _head(conn: Connection) -> tuple[int, str]:
+    """The head anchor (last seq, its hash); (0, GENESIS_HASH) while the trail is empty.
+
+    A damaged anchor raises StoreCorruptError: nothing may be appended to a chain whose head is unknown.
+    """
     row = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
     if row is None:
         return 0, GENESIS_HASH
-    seq, digest = str(row[0]).split(":", 1)
-    return int(seq), digest
+    match = _HEAD_FORMAT.match(str(row[0]))
+    if match is None:
+        raise StoreCorruptError(
+            "the audit trail's head anchor is damaged (tampered with?): nothing can be appended; "
+            "run 'radplan audit verify' and restore the store from a backup"
+        )
+    return int(match.group(1)), match.group(2)
 
 
 def record(
@@ -162,7 +176,9 @@ def entries(
     if actor:
         sql, params = sql + " AND actor = ?", [*params, actor]
     if action:
-        sql, params = sql + " AND action LIKE ?", [*params, action.replace("*", "%")]
+        # '*' is the only wildcard: LIKE's own '%' and '_' are matched literally
+        pattern = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+        sql, params = sql + " AND action LIKE ? ESCAPE '\\'", [*params, pattern]
     for row in conn.execute(sql + " ORDER BY seq", params):
         yield _row_to_entry(row)
 
@@ -181,7 +197,13 @@ def verify(conn: Connection) -> AuditVerification:
         if _digest(seq, ts, actor, role, action, outcome, objects, details, bg, prev_hash) != digest:
             result.problems.append(f"row {seq}: content does not match its hash (row edited)")
         expected_prev, expected_seq = digest, seq + 1
-    head_seq, head_hash = _head(conn)
+    try:
+        head_seq, head_hash = _head(conn)
+    except StoreCorruptError:
+        result.problems.append(
+            f"head anchor is damaged (not 'seq:hash'), the table has {expected_seq - 1} rows (the anchor edited)"
+        )
+        return result
     if (head_seq, head_hash) != (expected_seq - 1, expected_prev if result.checked else GENESIS_HASH):
         result.problems.append(
             f"head anchor says {head_seq} rows ending in {head_hash[:12]}, the table has {expected_seq - 1} "

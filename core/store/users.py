@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 
 from core.errors import AuthenticationError, PermissionDeniedError
-from core.security.passwords import hash_password, needs_rehash, verify_password
+from core.security.passwords import hash_password, needs_rehash, rehash_password, verify_password
 from core.security.roles import Permission, Role
-from core.security.session import Access, User
+from core.security.session import Access, Session, User
 from core.store import audit
 from core.store.audit import AuditObject
 from core.store.database import Connection
 from core.store.store import Store, utc_now
 
-__all__ = ["UserRepository", "record_access"]
+__all__ = ["UserRepository", "authorize", "record_access"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 
@@ -32,6 +32,29 @@ def record_access(store_conn: Connection, access: Access, action: str, **kwargs:
         break_glass=access.break_glass,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def authorize(
+    store: Store, session: Session, permission: Permission, *, break_glass_reason: str | None = None
+) -> Access:
+    """Session.authorize with an audit trail: refusals are recorded, and so is every break-glass grant."""
+    try:
+        access = session.authorize(permission, break_glass_reason=break_glass_reason)
+    except PermissionDeniedError:
+        with store.transaction() as conn:
+            audit.record(
+                conn,
+                actor=session.user.name,
+                role=session.user.role.value,
+                action="access.denied",
+                outcome="minor_failure",
+                details={"permission": permission.value, "break_glass_requested": break_glass_reason is not None},
+            )
+        raise
+    if access.break_glass:
+        with store.transaction() as conn:
+            record_access(conn, access, "access.break_glass", details={"permission": permission.value})
+    return access
 
 
 def _row_to_user(row: tuple[object, ...]) -> User:
@@ -124,7 +147,7 @@ class UserRepository:
             else:
                 conn.execute("UPDATE users SET last_login = ? WHERE name = ?", (utc_now(), name))
                 if stored is not None and needs_rehash(stored):
-                    conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hash_password(password), name))
+                    conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (rehash_password(password), name))
                 audit.record(
                     conn,
                     actor=name,

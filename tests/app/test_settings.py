@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import platformdirs
@@ -10,6 +11,7 @@ import pytest
 
 from app.config import load_settings, site_config_path, user_config_path
 from core.settings import Settings
+from tests.conftest import RADPLAN
 
 
 @pytest.fixture
@@ -200,10 +202,6 @@ def test_from_mapping_directly() -> None:
 
 def test_cli_reports_a_bad_settings_file(cli_env: dict[str, str], tmp_path: Path) -> None:
     """The CLI turns the error into one line naming file and key, exit status 1, no traceback."""
-    import subprocess
-
-    from conftest import RADPLAN
-
     bad = _write(tmp_path / "bad.toml", "auto_lock_minutes = 0\n")
     result = subprocess.run(
         [*RADPLAN, "doctor"],

@@ -1,0 +1,1 @@
+"""DICOM handling: import into the store and writers for derived RT objects (headless; pydicom based)."""
