@@ -55,4 +55,6 @@ def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
     err.setLevel(logging.DEBUG if verbose else logging.WARNING)
     err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     err.addFilter(redactor)
+    if not verbose:  # records logged with extra={"file_only": True} (tracebacks of internal errors) stay in the file
+        err.addFilter(lambda record: not getattr(record, "file_only", False))
     root.addHandler(err)

@@ -14,10 +14,11 @@ import click
 
 from app.bootstrap import AppContext
 
-__all__ = ["EXIT_DENIED", "EXIT_ERROR", "echo_json", "env_or_prompt", "pass_app"]
+__all__ = ["EXIT_DENIED", "EXIT_ERROR", "EXIT_INTERNAL", "echo_json", "env_or_prompt", "pass_app"]
 
 EXIT_ERROR = 1
 EXIT_DENIED = 3
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 F = TypeVar("F", bound=Callable[..., Any])
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -13,7 +13,7 @@ import click
 from app import __version__
 from app.bootstrap import AppContext, Credentials
 from app.cli.audit_cmds import audit
-from app.cli.common import EXIT_DENIED, EXIT_ERROR, env_or_prompt
+from app.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, env_or_prompt
 from app.cli.data_cmds import demo_data, import_cmd, studies
 from app.cli.doctor import doctor
 from app.cli.store_cmds import init, store
@@ -99,4 +99,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: the traceback goes to the (redacted) log file, one line to the user
+        log.exception("internal error", extra={"file_only": True})
+        click.echo(
+            f"radplan: internal error ({type(exc).__name__}); details in the log file under the data dir "
+            "(logs/radplan.log). Run again with -v to see them here.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
     sys.exit(0)

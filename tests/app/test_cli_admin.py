@@ -82,3 +82,13 @@ def test_backup_restore_and_rekey_through_the_cli(initialised: Cli, cli_env: dic
     assert restored_info["store_id"] != info_before["store_id"]
     verify = initialised("audit", "verify", RADPLAN_DATA_DIR=str(restored_dir), **admin)
     assert "intact" in verify.stdout
+
+
+def test_internal_error_is_one_line_and_logged(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    result = cli("demo-data", str(blocker / "out"), "--shape", "8x8x2", check=False)
+    assert result.returncode == 70
+    assert "internal error" in result.stderr and "Traceback" not in result.stderr
+    log = (data_dir / "logs" / "radplan.log").read_text()
+    assert "Traceback" in log and "internal error" in log
