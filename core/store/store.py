@@ -90,6 +90,7 @@ class Store:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         paths.data_dir.chmod(0o700)
         conn = connect(paths.database, key, create=True)
+        paths.database.chmod(0o600)  # SQLite gives the -wal/-shm files the same mode
         try:
             apply_migrations(conn)
         except BaseException:

@@ -19,7 +19,7 @@ from core.errors import (
 )
 from core.store import keys
 from core.store.backup import create_backup, restore_backup
-from core.store.database import schema_version
+from core.store.database import migrations, schema_version
 from core.store.keys import KeyringSlot, ScryptParams, unwrap_key, wrap_key
 from core.store.store import Store
 
@@ -47,7 +47,9 @@ def probe(store: Store) -> str:
 
 def test_database_is_encrypted_and_migrated(data_dir: Path) -> None:
     store = make_store(data_dir)
-    assert schema_version(store.conn) == 1
+    assert schema_version(store.conn) == len(migrations()) >= 1
+    for name in ("store.json", "radplan.db", "radplan.db-wal"):  # while open: the WAL exists
+        assert (data_dir / name).stat().st_mode & 0o077 == 0, name
     store.close()
     header = (data_dir / "radplan.db").read_bytes()[:16]
     assert header != b"SQLite format 3\x00"
@@ -55,7 +57,7 @@ def test_database_is_encrypted_and_migrated(data_dir: Path) -> None:
         sqlcipher3.connect(str(data_dir / "radplan.db")).execute("SELECT * FROM sqlite_master").fetchall()
     meta = json.loads((data_dir / "store.json").read_text())
     assert meta["key_mode"] == "passphrase" and "ciphertext" in meta["wrapped_key"]
-    assert (data_dir / "store.json").stat().st_mode & 0o077 == 0
+    assert data_dir.stat().st_mode & 0o077 == 0
 
 
 def test_reopen_with_passphrase(data_dir: Path) -> None:
@@ -264,3 +266,11 @@ def test_keyring_rekey_replaces_the_keyring_entry(data_dir: Path) -> None:
     store.close()
     with Store.open(data_dir) as reopened:
         assert probe(reopened) == "kept"
+
+
+def test_store_from_a_newer_radplan_is_refused(data_dir: Path) -> None:
+    store = make_store(data_dir)
+    store.conn.execute("PRAGMA user_version = 999")
+    store.close()
+    with pytest.raises(StoreCorruptError, match="upgrade RadPlan"):
+        Store.open(data_dir, passphrase=phrase)
