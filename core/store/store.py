@@ -114,8 +114,12 @@ class Store:
         key, pending = _load_keys(meta, passphrase)
         conn, used = _open_with(paths, key, pending, meta)
         store = cls(paths, meta, conn, used)
-        store._settle_pending_rekey(promote=pending is not None and used == pending, pending_key=pending)
-        apply_migrations(conn)
+        try:
+            store._settle_pending_rekey(promote=pending is not None and used == pending, pending_key=pending)
+            apply_migrations(conn)
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     def close(self) -> None:
