@@ -76,14 +76,24 @@ def cli(ctx: click.Context, data_dir: Path | None, user_name: str | None, verbos
     log.debug("command %s, data dir %s", ctx.invoked_subcommand, settings.data_dir)
 
 
-for command in (doctor, init, user, store, audit, demo_data, import_cmd, studies):
+for command in (
+    doctor,
+    init,
+    user,
+    store,
+    audit,
+    demo_data,
+    import_cmd,
+    studies,
+):
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user-facing errors become one line on stderr and an exit code."""
     try:
-        cli.main(args=argv, prog_name="radplan", standalone_mode=False)
+        # standalone_mode=False: click returns a command's Exit(code) as the return value instead of raising it
+        code = cli.main(args=argv, prog_name="radplan", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("radplan: aborted", err=True)
         sys.exit(EXIT_ERROR)
@@ -107,4 +117,4 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(EXIT_INTERNAL)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

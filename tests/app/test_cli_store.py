@@ -82,6 +82,17 @@ def test_acceptance_with_passphrase(cli: Cli, data_dir: Path, tmp_path: Path) ->
     assert missing.returncode != 0 and "RADPLAN_PASSPHRASE" in missing.stderr
 
 
+@pytest.mark.keyring
+def test_import_with_damaged_files_exits_non_zero_and_names_them(initialised: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
+    (folder / "notes.txt").write_text("not DICOM")
+    result = initialised("import", str(folder), check=False, RADPLAN_USER=RAD, RADPLAN_PASSWORD=RAD_PW)
+    assert result.returncode == 1
+    assert "1 non-DICOM skipped, 1 damaged" in result.stdout and "broken.dcm" in result.stderr
+
+
 def test_no_store_yet_says_how_to_create_one(cli: Cli) -> None:
     result = cli("studies", check=False, RADPLAN_USER=RAD, RADPLAN_PASSWORD=RAD_PW)
     assert result.returncode == 1 and "radplan init" in result.stderr
