@@ -16,6 +16,7 @@ from app.cli.audit_cmds import audit
 from app.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, env_or_prompt
 from app.cli.data_cmds import demo_data, import_cmd, studies
 from app.cli.doctor import doctor
+from app.cli.pacs_cmds import export, pacs
 from app.cli.store_cmds import init, store
 from app.cli.user_cmds import user
 from app.config import load_settings
@@ -85,6 +86,8 @@ for command in (
     demo_data,
     import_cmd,
     studies,
+    pacs,
+    export,
 ):
     cli.add_command(command)
 

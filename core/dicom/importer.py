@@ -37,6 +37,7 @@ __all__ = [
     "import_paths",
     "iter_sources",
     "parse_instance",
+    "store_instances",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,22 +110,57 @@ class Source:
 
 
 def iter_sources(paths: Iterable[Path]) -> Iterator[Source]:
-    """Every file under the given paths, zip members included, in a stable order (nothing is read yet)."""
+    """Every file under the given paths, zip members included, in a stable order (nothing is read yet).
+
+    A DICOMDIR given as a path stands for the files it references (DICOM media: CD, DVD, USB); met while walking
+    a folder it is skipped, since the folder's files are imported anyway.
+    """
     for path in paths:
         path = Path(path)
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield from _file_sources(child)
+                if not _is_dicomdir_name(child.name):
+                    yield from _file_sources(child)
+        elif path.is_file() and _is_dicomdir_name(path.name):
+            yield from _dicomdir_sources(path)
         elif path.is_file():
             yield from _file_sources(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
 
 
+def _is_dicomdir_name(name: str) -> bool:
+    return name.upper() in ("DICOMDIR", "DICOMDIR.")
+
+
+def _dicomdir_sources(path: Path) -> Iterator[Source]:
+    """The files referenced by a DICOMDIR (Referenced File ID, relative to its folder), in record order."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        records = list(ds.DirectoryRecordSequence)
+    except (InvalidDicomError, EOFError, OSError, ValueError, AttributeError, KeyError):
+        yield Source(str(path), path)  # reported as damaged, by name, when it is parsed
+        return
+    seen: set[Path] = set()
+    for record in records:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [file_id] if isinstance(file_id, str) else [str(p) for p in file_id]
+        target = path.parent.joinpath(*parts)
+        if target not in seen:
+            seen.add(target)
+            yield Source(str(target), target)
+
+
 def _file_sources(path: Path) -> Iterator[Source]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            members = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+            members = sorted(
+                i.filename
+                for i in archive.infolist()
+                if not i.is_dir() and not _is_dicomdir_name(i.filename.rsplit("/", 1)[-1])
+            )
         for member in members:
             yield Source(f"{path}!{member}", path, member)
     else:
@@ -138,13 +174,16 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
-def parse_instance(name: str, data: bytes) -> ParsedInstance:
+def parse_instance(name: str, data: bytes, *, header_only: bool = False) -> ParsedInstance:
+    """Index a Part 10 byte string (it is stored unchanged). header_only=True reads only the attributes before
+    Pixel Data: for data sets received whole over DICOM (the DIMSE layer delivered every byte), it skips the
+    truncation check that files need and is several times faster."""
     if len(data) < 132 or data[128:132] != b"DICM":
         if name.lower().endswith((".dcm", ".dicom")):
             raise DamagedFileError("no DICOM file meta header (no 'DICM' preamble)")
         raise NotDicomError(name)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=header_only)
         ds.get("PixelData")  # forces reading to the end: a truncated value raises here
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise DamagedFileError(f"cannot be parsed: {exc}") from exc
@@ -218,6 +257,8 @@ def import_paths(
             report.skipped_non_dicom += 1
         except DamagedFileError as exc:
             report.damaged.append((source.name, str(exc)))
+        except OSError as exc:  # e.g. a file a DICOMDIR lists but the medium lacks
+            report.damaged.append((source.name, f"cannot be read: {exc.strerror or exc}"))
         else:
             batch.append(parsed)
             studies.setdefault(parsed.study_uid)
@@ -246,7 +287,22 @@ def import_paths(
     return report
 
 
-def _store_batch(store: Store, access: Access, batch: list[ParsedInstance], report: ImportReport) -> None:
+def store_instances(
+    store: Store, access: Access, batch: Sequence[ParsedInstance], report: ImportReport, *, action: str = "dicom.import"
+) -> None:
+    """Store parsed instances in one transaction with one audit entry (`action`); counts go into `report`.
+
+    The storage path shared by file import and PACS retrieve: an instance whose SOP Instance UID is stored already
+    counts as already present (same bytes) or as a conflict (different bytes; the stored one is kept).
+    """
+    if access.permission is not Permission.IMPORT_STUDIES:
+        raise PermissionDeniedError("storing instances needs the 'import_studies' permission")
+    _store_batch(store, access, batch, report, action=action)
+
+
+def _store_batch(
+    store: Store, access: Access, batch: Sequence[ParsedInstance], report: ImportReport, *, action: str = "dicom.import"
+) -> None:
     stored = 0
     with store.transaction() as conn:
         objects: dict[tuple[str, str], AuditObject] = {}
@@ -281,7 +337,7 @@ def _store_batch(store: Store, access: Access, batch: list[ParsedInstance], repo
             objects[("patient", inst.patient_id)] = AuditObject("patient", inst.patient_id)
             objects[("study", inst.study_uid)] = AuditObject("study", inst.study_uid)
         if stored:
-            record_access(conn, access, "dicom.import", objects=list(objects.values()), details={"instances": stored})
+            record_access(conn, access, action, objects=list(objects.values()), details={"instances": stored})
     report.stored += stored
 
 

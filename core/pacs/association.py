@@ -1,0 +1,225 @@
+"""Opening associations with a PACS node: our AE, presentation contexts, timeouts, optional DICOM TLS."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    ComprehensiveSRStorage,
+    CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
+    DigitalXRayImageStorageForPresentation,
+    EncapsulatedPDFStorage,
+    EnhancedCTImageStorage,
+    EnhancedMRImageStorage,
+    EnhancedSRStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    KeyObjectSelectionDocumentStorage,
+    MRImageStorage,
+    NuclearMedicineImageStorage,
+    PositronEmissionTomographyImageStorage,
+    RLELossless,
+    RTDoseStorage,
+    RTPlanStorage,
+    RTStructureSetStorage,
+    SecondaryCaptureImageStorage,
+    SegmentationStorage,
+    SpatialRegistrationStorage,
+    UltrasoundImageStorage,
+)
+from pynetdicom import AE, build_role
+from pynetdicom.association import Association
+
+from core.pacs.nodes import PacsError, PacsNode
+
+__all__ = [
+    "DUL_POLL_S",
+    "FIND_MODEL",
+    "GET_MODEL",
+    "LOCAL_TRANSFER_SYNTAXES",
+    "MOVE_MODEL",
+    "RETRIEVE_SOP_CLASSES",
+    "VERIFICATION",
+    "LocalAE",
+    "fast_poll",
+    "make_ae",
+    "open_association",
+    "tls_context",
+]
+
+log = logging.getLogger(__name__)
+
+VERIFICATION = UID("1.2.840.10008.1.1")
+FIND_MODEL = UID("1.2.840.10008.5.1.4.1.2.2.1")  # Study Root Query/Retrieve Information Model - FIND
+MOVE_MODEL = UID("1.2.840.10008.5.1.4.1.2.2.2")
+GET_MODEL = UID("1.2.840.10008.5.1.4.1.2.2.3")
+
+#: Uncompressed transfer syntaxes, proposed together in one context per SOP class.
+_NATIVE = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian]
+#: Compressed ones, one context each for image classes, so the PACS can send what it stores without transcoding.
+_COMPRESSED = [JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless, JPEG2000, JPEGBaseline8Bit]
+LOCAL_TRANSFER_SYNTAXES: tuple[UID, ...] = (*_NATIVE, *_COMPRESSED)
+_IMAGE_CLASSES = [
+    CTImageStorage,
+    MRImageStorage,
+    EnhancedCTImageStorage,
+    EnhancedMRImageStorage,
+    PositronEmissionTomographyImageStorage,
+    NuclearMedicineImageStorage,
+    SecondaryCaptureImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    UltrasoundImageStorage,
+]
+#: The storage SOP classes a retrieve accepts (C-GET needs them negotiated up front, with the SCP role).
+RETRIEVE_SOP_CLASSES: tuple[UID, ...] = (
+    *_IMAGE_CLASSES,
+    RTStructureSetStorage,
+    RTDoseStorage,
+    RTPlanStorage,
+    SegmentationStorage,
+    SpatialRegistrationStorage,
+    EncapsulatedPDFStorage,
+    ComprehensiveSRStorage,
+    EnhancedSRStorage,
+    KeyObjectSelectionDocumentStorage,
+)
+
+
+@dataclass(frozen=True)
+class LocalAE:
+    """Our side: AE title (settings.ae_title) and the storage SCP port for C-MOVE (settings.storage_port)."""
+
+    ae_title: str
+    storage_port: int = 11112
+    #: Largest PDU we accept, in bytes (0: no limit, the peer's own maximum applies).
+    max_pdu: int = 0
+    #: Address the storage SCP listens on ("" = all interfaces).
+    bind_address: str = ""
+
+
+def tls_context(node: PacsNode, *, server: bool = False) -> ssl.SSLContext:
+    """A TLS 1.2+ context (BCP 195): the peer's certificate verified against node.ca_file, ours presented."""
+    purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
+    ctx = ssl.create_default_context(purpose, cafile=node.ca_file or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if server:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if node.cert_file:
+        ctx.load_cert_chain(node.cert_file, node.key_file or None)
+    return ctx
+
+
+def _tls_failure(node: PacsNode) -> str:
+    """Why a TLS handshake with the node fails (certificate not trusted, ours refused, ...), or "" if it works."""
+    try:
+        with (
+            socket.create_connection((node.host, node.port), timeout=node.timeout_s) as raw,
+            tls_context(node).wrap_socket(raw, server_hostname=node.host) as tls,
+        ):
+            tls.recv(0)
+    except ssl.SSLCertVerificationError as exc:
+        return f"the PACS certificate was not accepted ({exc.verify_message}); check --ca"
+    except ssl.SSLError as exc:
+        return str(exc.reason or exc)
+    except OSError as exc:
+        return str(exc)
+    return ""
+
+
+#: Seconds the DUL reactor sleeps when idle; pynetdicom's 1 ms adds up to a millisecond per sub-operation (one
+#: instance) of a retrieve; 0.1 ms measured 25-40 % more throughput on a C-GET (bench/pacs_retrieve.py).
+DUL_POLL_S = 0.0001
+
+
+def fast_poll(assoc: Association) -> None:
+    """Shorten the association's DUL idle poll (a private pynetdicom knob; ignored if it ever disappears)."""
+    dul = getattr(assoc, "dul", None)
+    if dul is not None and hasattr(dul, "_run_loop_delay"):
+        dul._run_loop_delay = DUL_POLL_S
+
+
+def make_ae(local: LocalAE, node: PacsNode) -> AE:
+    ae = AE(ae_title=local.ae_title)
+    ae.maximum_pdu_size = local.max_pdu
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = node.timeout_s
+    ae.connection_timeout = node.timeout_s
+    return ae
+
+
+@contextlib.contextmanager
+def open_association(
+    local: LocalAE,
+    node: PacsNode,
+    *,
+    query: Sequence[UID] = (),
+    storage_scp: bool = False,
+    storage_scu: Sequence[UID] = (),
+    evt_handlers: Sequence[tuple[Any, Any]] = (),
+) -> Iterator[Association]:
+    """An established association with `node` (released, or aborted on error, afterwards).
+
+    query: Q/R models (or Verification) to propose; storage_scp: propose RETRIEVE_SOP_CLASSES with us as the SCP
+    (what C-GET needs); storage_scu: storage classes we send with C-STORE. A refusal raises PacsError.
+    """
+    ae = make_ae(local, node)
+    for uid in query:
+        ae.add_requested_context(uid)
+    roles = []
+    if storage_scp:
+        for uid in RETRIEVE_SOP_CLASSES:
+            ae.add_requested_context(uid, _NATIVE)
+            roles.append(build_role(uid, scp_role=True))
+            if uid in _IMAGE_CLASSES:
+                for ts in _COMPRESSED:
+                    ae.add_requested_context(uid, [ts])
+    for uid in storage_scu:
+        ae.add_requested_context(uid, list(LOCAL_TRANSFER_SYNTAXES))
+    tls_args = (tls_context(node), node.host) if node.tls else None
+    try:
+        assoc = ae.associate(
+            node.host,
+            node.port,
+            ae_title=node.ae_title,
+            max_pdu=local.max_pdu,
+            ext_neg=roles,  # type: ignore[arg-type]
+            tls_args=tls_args,
+            evt_handlers=list(evt_handlers),
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise PacsError(f"cannot connect to PACS {node.name} ({node.host}:{node.port}): {exc}") from exc
+    if not assoc.is_established:
+        ae.shutdown()
+        if assoc.is_rejected:
+            raise PacsError(
+                f"PACS {node.name} refused the association (called AE {node.ae_title!r}, calling AE "
+                f"{local.ae_title!r}): check both AE titles and that the PACS knows this workstation"
+            )
+        why = _tls_failure(node) if node.tls else ""
+        raise PacsError(
+            f"no association with PACS {node.name} at {node.host}:{node.port} (AE {node.ae_title!r}): "
+            + (f"TLS failed: {why}" if why else "connection refused, timed out or aborted")
+        )
+    fast_poll(assoc)
+    try:
+        yield assoc
+    except BaseException:
+        assoc.abort()
+        raise
+    else:
+        if assoc.is_established:
+            assoc.release()
+    finally:
+        ae.shutdown()
