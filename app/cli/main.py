@@ -17,6 +17,7 @@ from app.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, env_or_prompt
 from app.cli.data_cmds import demo_data, import_cmd, studies
 from app.cli.doctor import doctor
 from app.cli.pacs_cmds import export, pacs
+from app.cli.radiomics_cmds import radiomics
 from app.cli.store_cmds import init, store
 from app.cli.user_cmds import user
 from app.config import load_settings
@@ -88,6 +89,7 @@ for command in (
     studies,
     pacs,
     export,
+    radiomics,
 ):
     cli.add_command(command)
 

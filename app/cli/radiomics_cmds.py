@@ -1,0 +1,116 @@
+"""`radplan radiomics`: IBSI-tagged feature extraction from image + mask files, and the IBSI phantom check."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from app.bootstrap import AppContext
+from app.cli.common import pass_app
+from core.radiomics.configs import CONFIGS
+from core.radiomics.ibsi_check import DEFAULT_PHANTOM_DIR, check_phantom
+from core.radiomics.service import batch_to_parquet, extract_to_csv
+from core.security.roles import Permission
+
+__all__ = ["radiomics"]
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--image", type=click.Path(path_type=Path, exists=True), help="Image: NIfTI/NRRD/MHA file or DICOM series folder."
+)
+@click.option(
+    "--mask", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Label mask on the image grid."
+)
+@click.option("--roi", metavar="NAME", help="ROI name when --mask is an RT Structure Set (--image: series folder).")
+@click.option("--label", type=int, help="ROI label value in the mask (default: every non-zero voxel; clinical: 1).")
+@click.option("--config", "config", type=click.Choice(sorted(CONFIGS)), default="clinical", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Output CSV: ibsi_tag,feature,value.")
+@pass_app
+@click.pass_context
+def radiomics(
+    ctx: click.Context, app: AppContext, image: Path | None, mask: Path | None, roi: str | None, label: int | None,
+    config: str, out: Path | None,
+) -> None:  # fmt: skip
+    """Radiomics features with IBSI tags (pyradiomics name alongside where one exists).
+
+    `radplan radiomics --image IMG --mask MASK --config NAME --out features.csv` extracts (or --image SERIES_DIR
+    --mask RTSTRUCT.dcm --roi NAME); configurations:
+    clinical (pyradiomics, CT default), ibsi-digital-phantom, ibsi-a ... ibsi-e (IBSI 1 CT configurations).
+    Values are in the image unit (HU for CT), mm, mm^2, mm^3 or dimensionless; see docs/radiomics.md.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [name for name, value in (("--image", image), ("--mask", mask), ("--out", out)) if value is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or use a subcommand: batch, ibsi-check)")
+    assert image is not None and mask is not None and out is not None
+    access = app.authorize(Permission.RUN_ANALYSIS)
+    report = extract_to_csv(app.store(), access, image, mask, config, out, label, roi)
+    click.echo(f"{report.n_features} features ({config}) written to {out} in {report.seconds:.1f} s")
+
+
+@radiomics.command("batch")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV: case_id,image,mask[,label][,roi][,config]; relative paths from its folder.",
+)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Output Parquet file.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Choice(sorted(CONFIGS)),
+    default="clinical",
+    show_default=True,
+    help="For cases without a config column value.",
+)
+@click.option("--scheduler", default="local", show_default=True, help="local (a LocalCluster) or tcp://HOST:PORT.")
+@click.option("--workers", type=click.IntRange(1, 256), help="LocalCluster worker processes (default: CPUs, max 4).")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True)
+@pass_app
+def batch(
+    app: AppContext, manifest: Path, out: Path, config: str, scheduler: str, workers: int | None, retries: int
+) -> None:  # fmt: skip
+    """Extract a cohort on Dask distributed: one row per case, with its error instead of aborting the batch."""
+    access = app.authorize(Permission.RUN_ANALYSIS)
+
+    def progress(done: int, total: int, case_id: str, status: str) -> None:
+        click.echo(f"progress {done}/{total} {case_id} {status}", err=True)
+
+    report = batch_to_parquet(
+        app.store(), access, manifest, out, config, scheduler=scheduler, n_workers=workers, retries=retries,
+        progress=progress,
+    )  # fmt: skip
+    click.echo(f"{report.n_ok} ok, {report.n_failed} failed, written to {out} in {report.seconds:.1f} s")
+    if report.n_failed:  # a ClickException: main() turns click's Exit into status 0 with standalone_mode=False
+        raise click.ClickException(f"{report.n_failed} case(s) failed: see the error column of {out}")
+
+
+@radiomics.command("ibsi-check")
+@click.option(
+    "--phantom",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=DEFAULT_PHANTOM_DIR,
+    show_default=True,
+    help="Folder with image.nii.gz, mask.nii.gz and reference_values.csv.",
+)
+def ibsi_check(phantom: Path) -> None:
+    """Compute every IBSI 1 digital phantom feature and compare with the IBSI reference values."""
+    rows = check_phantom(phantom)
+    click.echo(f"{'tag':34} {'reference':>11} {'tolerance':>9} {'ours':>13}  result")
+    for r in rows:
+        ours = "-" if r.ours is None or not math.isfinite(r.ours) else f"{r.ours:.6g}"
+        if r.reference is None:
+            click.echo(f"{r.tag:34} {'-':>11} {'-':>9} {ours:>13}  n/a (no reference)")
+            continue
+        result = "pass" if r.passed else "FAIL"
+        click.echo(f"{r.tag:34} {r.reference:>11.6g} {r.tolerance or 0:>9.3g} {ours:>13}  {result}")
+    with_ref = [r for r in rows if r.reference is not None]
+    passed = sum(1 for r in with_ref if r.passed)
+    click.echo(f"{passed}/{len(with_ref)} features with a reference value pass ({len(rows) - len(with_ref)} without)")
+    if passed != len(with_ref):
+        raise click.ClickException(f"{len(with_ref) - passed} feature(s) outside the IBSI tolerance")

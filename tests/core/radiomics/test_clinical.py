@@ -1,0 +1,86 @@
+"""The `clinical` configuration: pyradiomics' numbers, from a cropped, once-resampled, parallel run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.demo import generate_demo_study
+from core.radiomics.clinical import clinical_raw, quiet_pyradiomics, to_features
+from core.radiomics.configs import get_config
+from core.radiomics.extract import extract_files, read_images
+from core.radiomics.preprocess import RadiomicsInputError
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo_study(out, seed=1, shape=(96, 96, 24), spacing_mm=(3.0, 3.0, 5.0))
+    return out
+
+
+def _plain(image: Any, mask: Any) -> dict[str, float]:
+    quiet_pyradiomics()
+    from radiomics import featureextractor
+
+    cfg = get_config("clinical")
+    ex = featureextractor.RadiomicsFeatureExtractor(**cfg.pyradiomics_settings)
+    ex.disableAllImageTypes()
+    ex.enableImageTypes(Original={}, LoG={"sigma": list(cfg.log_sigmas_mm)}, Wavelet={"wavelet": cfg.wavelet})
+    ex.enableAllFeatures()
+    return {k: float(v) for k, v in ex.execute(image, mask).items() if not k.startswith("diagnostics_")}
+
+
+def test_same_values_as_a_plain_pyradiomics_run(study: Path) -> None:
+    image, mask = read_images(study / "ct", study / "truth" / "gtv.nii.gz")
+    ours = clinical_raw(image, mask, get_config("clinical"), workers=2)
+    plain = _plain(image, mask)
+    assert len(plain) == 1130 and set(ours) == set(plain)
+    worst = max(abs(ours[k] - plain[k]) / max(abs(plain[k]), 1e-12) for k in plain)
+    assert worst <= 1e-6
+    assert clinical_raw(image, mask, get_config("clinical"), workers=1) == ours  # parallel = sequential
+
+
+def test_rows_carry_ibsi_tags_and_fixes(study: Path) -> None:
+    rows = extract_files(study / "ct", study / "truth" / "gtv.nii.gz", "clinical")
+    by_name = {r.pyradiomics: r for r in rows}
+    image, mask = read_images(study / "ct", study / "truth" / "gtv.nii.gz")
+    raw = clinical_raw(image, mask, get_config("clinical"))
+    assert by_name["original_firstorder_Mean"].ibsi_tag == "stat_mean"
+    assert by_name["original_firstorder_Kurtosis"].value == pytest.approx(raw["original_firstorder_Kurtosis"] - 3)
+    assert by_name["wavelet-LLH_glcm_Idm"].ibsi_tag == "wavelet-LLH:cm_inv_diff_mom_3D_avg"
+    assert by_name["original_glcm_MCC"].ibsi_tag == ""  # no IBSI equivalent
+    n = round(raw["original_shape_VoxelVolume"] / 1.0)  # 1 mm isotropic voxels
+    assert by_name["original_shape_MajorAxisLength"].value == pytest.approx(
+        raw["original_shape_MajorAxisLength"] * np.sqrt(n / (n - 1))
+    )
+
+
+def test_pca_axes_lose_their_tag_without_a_voxel_volume() -> None:
+    rows = to_features({"original_shape_MajorAxisLength": 10.0, "original_firstorder_Kurtosis": 3.5})
+    assert [(r.ibsi_tag, r.value) for r in rows] == [("", 10.0), ("stat_kurt", 0.5)]
+
+
+def test_missing_label_is_a_clear_error(study: Path) -> None:
+    with pytest.raises(RadiomicsInputError, match="label 2 is not in the mask"):
+        extract_files(study / "ct", study / "truth" / "gtv.nii.gz", "clinical", label=2)
+
+
+def test_fast_bin_edges_equal_pyradiomics_and_are_restored(study: Path) -> None:
+    from radiomics import imageoperations
+
+    from core.radiomics.clinical import _fast_bin_edges
+
+    original = imageoperations.getBinEdges
+    rng = np.random.default_rng(3)
+    for values in (rng.normal(0, 300, 1000), rng.integers(-1000, 400, 500).astype(np.int16), np.full(5, 50.0)):
+        for settings in ({"binWidth": 25.0}, {"binWidth": 7}, {"binCount": 16}):
+            assert np.array_equal(
+                np.asarray(_fast_bin_edges(values, **settings)), np.asarray(original(values, **settings))
+            )
+    image, mask = read_images(study / "ct", study / "truth" / "gtv.nii.gz")
+    clinical_raw(image, mask, get_config("clinical"), workers=1)
+    assert imageoperations.getBinEdges is original
