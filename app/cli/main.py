@@ -15,6 +15,7 @@ from app.bootstrap import AppContext, Credentials
 from app.cli.audit_cmds import audit
 from app.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, env_or_prompt
 from app.cli.data_cmds import demo_data, import_cmd, studies
+from app.cli.decision_cmds import feedback, recommend_cmd, risk_model, rules
 from app.cli.doctor import doctor
 from app.cli.pacs_cmds import export, pacs
 from app.cli.radiomics_cmds import radiomics
@@ -90,6 +91,10 @@ for command in (
     pacs,
     export,
     radiomics,
+    recommend_cmd,
+    rules,
+    risk_model,
+    feedback,
 ):
     cli.add_command(command)
 
