@@ -18,6 +18,7 @@ from app.cli.data_cmds import demo_data, import_cmd, studies
 from app.cli.decision_cmds import feedback, recommend_cmd, risk_model, rules
 from app.cli.doctor import doctor
 from app.cli.pacs_cmds import export, pacs
+from app.cli.plan_cmds import dvh, plan
 from app.cli.radiomics_cmds import radiomics
 from app.cli.store_cmds import init, store
 from app.cli.user_cmds import user
@@ -95,6 +96,8 @@ for command in (
     rules,
     risk_model,
     feedback,
+    dvh,
+    plan,
 ):
     cli.add_command(command)
 

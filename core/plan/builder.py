@@ -1,0 +1,309 @@
+"""Build a plan's content from a stored study: identifiers, structures (GTV from the RT Structure Set, CTV and PTV
+by margin expansion), prescription with BED/EQD2, DVHs and constraint results when the study has an RT Dose.
+
+Everything comes from the encrypted store (works offline); reading the study's objects is audited.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom import Dataset
+
+from core.dicom.writers.rtstruct import ImageSeriesReference, rtstruct_to_masks
+from core.plan.constraints import constraint_set, select_constraint_set
+from core.plan.dose_io import dose_volume_from_rtdose
+from core.plan.dvh import DoseVolume, compute_dvh
+from core.plan.evaluation import evaluate_constraints
+from core.plan.margins import expand_mask, mask_to_structure
+from core.plan.model import PlanContent, Prescription, StructureEntry
+from core.plan.radiobiology import AlphaBetaTable
+from core.plan.structures import PlanarStructure, StructureSet, read_rtstruct_structures
+from core.security.session import Access
+from core.store.audit import AuditObject
+from core.store.database import Connection
+from core.store.store import Store
+from core.store.users import record_access
+
+__all__ = [
+    "PlanOptions",
+    "StudyObjects",
+    "accepted_recommendation",
+    "build_plan_content",
+    "load_study_objects",
+    "plan_target_masks",
+    "prescription_from_recommendation",
+    "recommended_prescription",
+]
+
+_TARGETS = {"GTV", "CTV", "PTV", "ITV"}
+
+
+@dataclass
+class StudyObjects:
+    """A stored study's identifiers and the DICOM objects a plan needs (CT with pixels only when asked)."""
+
+    study_uid: str
+    patient_id: str
+    patient_name: str
+    study_date: str
+    accession: str
+    ct: list[Dataset] = field(default_factory=list)
+    rtstruct: Dataset | None = None
+    rtdose: Dataset | None = None
+
+
+def load_study_objects(conn: Connection, study_uid: str, *, ct_pixels: bool = False) -> StudyObjects:
+    """Read the study's CT, latest RT Structure Set and latest RT Dose from the store (inside ``conn``'s
+    transaction; the caller audits). ValueError when the study is not there."""
+    row = conn.execute(
+        "SELECT st.id, p.patient_id, p.name, st.study_date, st.accession FROM studies st "
+        "JOIN patients p ON p.id = st.patient_fk WHERE st.study_uid = ?",
+        (study_uid,),
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"no study {study_uid} in the store")
+    objects = StudyObjects(study_uid, str(row[1]), str(row[2]), str(row[3]), str(row[4]))
+    rows = conn.execute(
+        "SELECT se.modality, d.data FROM instances i JOIN series se ON se.id = i.series_fk "
+        "JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.modality IN ('CT', 'RTSTRUCT', "
+        "'RTDOSE') ORDER BY i.id",
+        (row[0],),
+    ).fetchall()
+    for modality, data in rows:
+        if modality == "CT":
+            objects.ct.append(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not ct_pixels))
+        elif modality == "RTSTRUCT":
+            objects.rtstruct = pydicom.dcmread(io.BytesIO(data))
+        else:
+            objects.rtdose = pydicom.dcmread(io.BytesIO(data))
+    return objects
+
+
+def accepted_recommendation(conn: Connection, patient_id: str) -> dict[str, Any] | None:
+    """The latest recommendation a clinician accepted for ``patient_id`` (decision_feedback, issue 6), with the rule
+    ids and model versions of that moment; None when there is none (or no decision-support table)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decision_feedback'").fetchone():
+        return None
+    row = conn.execute(
+        "SELECT id, created, user_name, recommendation, chosen, rule_ids, model_versions FROM decision_feedback "
+        "WHERE patient_id = ? AND decision = 'accept' ORDER BY id DESC LIMIT 1",
+        (patient_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    rec, chosen = json.loads(row[3]), json.loads(row[4])
+    return {
+        "feedback_id": int(row[0]),
+        "accepted_at": str(row[1]),
+        "accepted_by": str(row[2]),
+        "recommendation": rec,
+        "chosen": chosen,
+        "rule_ids": json.loads(row[5]),
+        "model_versions": json.loads(row[6]),
+    }
+
+
+def prescription_from_recommendation(accepted: dict[str, Any], target: str = "PTV") -> Prescription:
+    """The prescription of an accepted recommendation (what the clinician chose overrides what was proposed)."""
+    rec = {**accepted["recommendation"], **{k: v for k, v in accepted.get("chosen", {}).items() if v is not None}}
+    dose, fractions = rec.get("total_dose_gy"), rec.get("fractions")
+    if not dose or not fractions:
+        raise ValueError("the accepted recommendation has no dose and fractionation: enter the prescription by hand")
+    return Prescription(
+        float(dose),
+        int(fractions),
+        str(rec.get("modality") or rec.get("technique") or ""),
+        str(rec.get("intent", "")),
+        target=target,
+        source="recommendation",
+    )
+
+
+def recommended_prescription(store: Store, access: Access, study_uid: str) -> Prescription:
+    """The prescription of the latest accepted recommendation for the study's patient (audited); ValueError when
+    there is none."""
+    with store.transaction() as conn:
+        row = conn.execute(
+            "SELECT p.patient_id FROM studies st JOIN patients p ON p.id = st.patient_fk WHERE st.study_uid = ?",
+            (study_uid,),
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"no study {study_uid} in the store")
+        accepted = accepted_recommendation(conn, str(row[0]))
+        record_access(
+            conn,
+            access,
+            "plan.recommendation",
+            objects=[AuditObject("study", study_uid)],
+            details={"found": accepted is not None},
+        )
+    if accepted is None:
+        raise ValueError("no accepted recommendation for this study's patient: enter the prescription by hand")
+    return prescription_from_recommendation(accepted)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """CTV and PTV margins (x, y, z in mm) around the GTV, constraint set (None: chosen by fractionation),
+    whether the tumour is central (RTOG 0813 for 5-fraction SBRT), alpha/beta table and free-text notes."""
+
+    ctv_margins_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    ptv_margins_mm: tuple[float, float, float] = (5.0, 5.0, 5.0)
+    constraint_set: str | None = None
+    central: bool = False
+    alpha_beta: AlphaBetaTable = field(default_factory=AlphaBetaTable)
+    notes: str = ""
+
+
+def _targets(
+    objects: StudyObjects, structures: StructureSet, options: PlanOptions
+) -> tuple[list[PlanarStructure], list[StructureEntry]]:
+    """CTV and PTV from the GTV by margins (when the CT is there and there is a GTV)."""
+    gtv = next((s for s in structures.structures.values() if s.interpreted_type.upper() == "GTV"), None)
+    if gtv is None or not objects.ct or objects.rtstruct is None:
+        return [], []
+    reference = ImageSeriesReference.from_datasets(objects.ct)
+    mask = rtstruct_to_masks(objects.rtstruct, reference)[gtv.name]
+    dy, dx = reference.pixel_spacing_mm
+    dz = structures.slice_thickness_mm
+    ctv = expand_mask(mask, (dx, dy, dz), options.ctv_margins_mm)
+    ptv = expand_mask(ctv, (dx, dy, dz), options.ptv_margins_mm)
+    made, entries = [], []
+    for name, m, source, margins in (
+        ("CTV", ctv, gtv.name, options.ctv_margins_mm),
+        ("PTV", ptv, "CTV", options.ptv_margins_mm),
+    ):
+        s = mask_to_structure(name, m, reference, interpreted_type=name)
+        made.append(s)
+        entries.append(
+            StructureEntry(name, "target", name, s.polygon_volume_cc(), options.alpha_beta.tumour_gy, source, margins)
+        )
+    return made, entries
+
+
+def plan_target_masks(objects: StudyObjects, entries: Sequence[StructureEntry]) -> dict[str, NDArray[np.bool_]]:
+    """The derived targets (CTV, PTV) of a plan redrawn on the CT grid from their source ROI and margins (mm),
+    [slice, row, column] in the order of the CT reference; empty when the CT or structure set is missing."""
+    if not objects.ct or objects.rtstruct is None:
+        return {}
+    reference = ImageSeriesReference.from_datasets(objects.ct)
+    masks = rtstruct_to_masks(objects.rtstruct, reference)
+    dy, dx = reference.pixel_spacing_mm
+    zs = [sl.position_mm[2] for sl in reference.slices]
+    spacing = (dx, dy, float(zs[1] - zs[0]) if len(zs) > 1 else 1.0)
+    out: dict[str, NDArray[np.bool_]] = {}
+    for entry in entries:  # in plan order: the CTV before the PTV made from it
+        source = out.get(entry.derived_from, masks.get(entry.derived_from))
+        if entry.margins_mm is not None and source is not None:
+            out[entry.name] = expand_mask(source, spacing, entry.margins_mm)
+    return out
+
+
+def _curve(dose: DoseVolume, structure: PlanarStructure) -> tuple[dict[str, float], list[list[float]]]:
+    dvh = compute_dvh(dose, [structure], name=structure.name)
+    m = dvh.metrics()
+    edges, volume = dvh.cumulative(0.25)
+    step = max(1, len(edges) // 200)
+    percent = 100.0 * volume / dvh.volume_cc
+    curve = [[round(float(e), 3), round(float(v), 3)] for e, v in zip(edges[::step], percent[::step], strict=True)]
+    return {k: round(float(v), 4) if isinstance(v, float) else v for k, v in vars(m).items()}, curve
+
+
+def _decision_support(accepted: dict[str, Any] | None, prescription: Prescription) -> dict[str, Any]:
+    """The accepted recommendation, its rules and model versions for the plan (None: not available)."""
+    if accepted is None:
+        return {"recommendation": None, "rules_fired": None, "model_scores": None}
+    rec = accepted["recommendation"]
+    how = "from it" if prescription.source == "recommendation" else "entered by hand"
+    summary = (
+        f"{rec.get('modality', '')} {rec.get('total_dose_gy')} Gy in {rec.get('fractions')} fractions, "
+        f"{rec.get('intent', '')} (rules {', '.join(accepted['rule_ids'])}); accepted by {accepted['accepted_by']} "
+        f"on {accepted['accepted_at'][:10]}; prescription {how}"
+    )
+    rules = tuple({"rule": r, "citation": str(rec.get("source", ""))} for r in accepted["rule_ids"])
+    models = tuple(
+        {"model": m, "version": v, "score": "see decision support record"}
+        for m, v in sorted(accepted["model_versions"].items())
+    )
+    return {
+        "recommendation": {**accepted, "summary": summary},
+        "rules_fired": rules or None,
+        "model_scores": models or None,
+    }
+
+
+def build_plan_content(
+    store: Store, access: Access, study_uid: str, prescription: Prescription, options: PlanOptions
+) -> PlanContent:
+    """Everything a new plan version holds, computed from the stored study (audited as 'plan.build')."""
+    with store.transaction() as conn:
+        objects = load_study_objects(conn, study_uid)
+        accepted = accepted_recommendation(conn, objects.patient_id)
+        details = {"rtstruct": objects.rtstruct is not None, "rtdose": objects.rtdose is not None}
+        record_access(conn, access, "plan.build", objects=[AuditObject("study", study_uid)], details=details)
+    structures = read_rtstruct_structures(objects.rtstruct) if objects.rtstruct is not None else None
+    dose = dose_volume_from_rtdose(objects.rtdose) if objects.rtdose is not None else None
+    entries: list[StructureEntry] = []
+    derived: list[PlanarStructure] = []
+    if structures is not None:
+        derived, target_entries = _targets(objects, structures, options)
+        for s in structures.structures.values():
+            is_target = s.interpreted_type.upper() in _TARGETS
+            role = "target" if is_target else ("external" if s.interpreted_type.upper() == "EXTERNAL" else "oar")
+            ab_gy = options.alpha_beta.for_structure(s.name, s.interpreted_type)
+            entries.append(StructureEntry(s.name, role, s.interpreted_type, s.polygon_volume_cc(), ab_gy))
+        entries += target_entries
+    chosen = (
+        constraint_set(options.constraint_set)
+        if options.constraint_set
+        else select_constraint_set(prescription.fractions, prescription.technique, central=options.central)
+    )
+    results = (
+        evaluate_constraints(chosen, structures, dose, prescription_gy=prescription.total_dose_gy) if chosen else []
+    )
+    dvh_rows: list[dict[str, float]] = []
+    curves: dict[str, list[list[float]]] = {}
+    dose_info = None
+    if dose is not None and structures is not None and objects.rtdose is not None:
+        for s in [*structures.structures.values(), *derived]:
+            if s.interpreted_type.upper() == "EXTERNAL":
+                continue
+            row, curve = _curve(dose, s)
+            dvh_rows.append(row)
+            curves[s.name] = curve
+        dose_info = {
+            "rtdose_sop_instance_uid": str(objects.rtdose.SOPInstanceUID),
+            "rtstruct_sop_instance_uid": str(objects.rtstruct.SOPInstanceUID) if objects.rtstruct else "",
+            "grid_spacing_mm": list(dose.spacing_mm),
+            "max_gy": round(float(np.max(dose.dose_gy)), 4),
+            "end_caps": "half_slice",
+        }
+    ab = options.alpha_beta
+    return PlanContent(
+        patient_id=objects.patient_id,
+        patient_name=objects.patient_name,
+        study_uid=study_uid,
+        study_date=objects.study_date,
+        accession=objects.accession,
+        prescription=prescription,
+        alpha_beta={"tumour_gy": ab.tumour_gy, "normal_gy": ab.normal_gy, "overrides": dict(ab.overrides)},
+        structures=tuple(entries),
+        constraint_set=chosen.identifier if chosen else None,
+        constraint_set_name=chosen.name
+        if chosen
+        else f"no validated constraint set for {prescription.fractions} fraction(s) of {prescription.technique}",
+        constraint_results=tuple(results),
+        dose=dose_info,
+        dvh=tuple(dvh_rows),
+        dvh_curves=curves,
+        notes=options.notes,
+        **_decision_support(accepted, prescription),
+    )
