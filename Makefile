@@ -1,5 +1,5 @@
 # The two commands of the README. Each installs what is missing (installer/bootstrap.sh), then does its job.
-.PHONY: demo test lint
+.PHONY: demo test lint dist
 
 demo:
 	installer/bootstrap.sh
@@ -10,3 +10,6 @@ test:
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy
+
+dist:
+	installer/build-dist.sh
