@@ -30,6 +30,27 @@ def sign(release: Path, key: SigningKey, code: CodeSigning | None = None) -> Non
     subprocess.run([str(ROOT / "installer" / "sign.sh"), str(release)], env=env, check=True, capture_output=True)
 
 
+def sign_sums(release: Path, key: SigningKey) -> None:
+    """(Re-)sign SHA256SUMS alone, as an attacker or a careless release manager could."""
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--yes",
+            "--local-user",
+            key.keyid,
+            "--armor",
+            "--detach-sign",
+            "--output",
+            str(release / "SHA256SUMS.asc"),
+            str(release / "SHA256SUMS"),
+        ],
+        env=key.env(),
+        check=True,
+        capture_output=True,
+    )
+
+
 def fake_bundle(root: Path) -> Path:
     bundle = root / "bundle"
     (bundle / "_internal" / "pydicom-3.0.2.dist-info").mkdir(parents=True)
@@ -129,23 +150,7 @@ def test_unsigned_or_wrongly_signed_deb_is_refused(
     unsigned = tmp_path / "unsigned"
     package(fake_bundle(tmp_path), unsigned)
     # SHA256SUMS signed by the release key, but the .deb itself carries no signature
-    subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--yes",
-            "--local-user",
-            release_key.keyid,
-            "--armor",
-            "--detach-sign",
-            "--output",
-            str(unsigned / "SHA256SUMS.asc"),
-            str(unsigned / "SHA256SUMS"),
-        ],
-        env=release_key.env(),
-        check=True,
-        capture_output=True,
-    )
+    sign_sums(unsigned, release_key)
     result = verify(unsigned, release_key)
     assert result.returncode == 1 and "debsig-verify refused it" in result.stderr
 
@@ -153,23 +158,7 @@ def test_unsigned_or_wrongly_signed_deb_is_refused(
     package(fake_bundle(tmp_path / "m"), mixed)
     sign(mixed, other_key)  # the .deb (and SUMS) signed with somebody else's key; then SUMS re-signed with ours
     assert verify(mixed, other_key).returncode == 0  # a valid signature, just not by the release key
-    subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--yes",
-            "--local-user",
-            release_key.keyid,
-            "--armor",
-            "--detach-sign",
-            "--output",
-            str(mixed / "SHA256SUMS.asc"),
-            str(mixed / "SHA256SUMS"),
-        ],
-        env=release_key.env(),
-        check=True,
-        capture_output=True,
-    )
+    sign_sums(mixed, release_key)
     result = verify(mixed, release_key)
     assert result.returncode == 1 and "debsig-verify refused it" in result.stderr
 
@@ -199,23 +188,7 @@ def test_msi_builds_signs_and_verifies(tmp_path: Path, release_key: SigningKey, 
     data[cabinet + 200] ^= 0x01
     msi.write_bytes(bytes(data))
     subprocess.run(["sh", "-c", "sha256sum *.msi > SHA256SUMS"], cwd=release, check=True)
-    subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--yes",
-            "--local-user",
-            release_key.keyid,
-            "--armor",
-            "--detach-sign",
-            "--output",
-            str(release / "SHA256SUMS.asc"),
-            str(release / "SHA256SUMS"),
-        ],
-        env=release_key.env(),
-        check=True,
-        capture_output=True,
-    )
+    sign_sums(release, release_key)
     bad = verify(release, release_key, "--ca", str(code_signing.ca))
     assert bad.returncode == 1 and "Authenticode signature not valid" in bad.stderr
 
