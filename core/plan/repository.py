@@ -47,7 +47,7 @@ __all__ = [
 #: The permission that lets a clinician sign a plan off. roles.py grants the radiologist edit_plans and the
 #: physicist approve_plans; the issue wants physicists to review and clinicians to approve, so approval needs the
 #: clinician's plan authority until roles.py gives approve_plans to the clinician roles (see docs/plan.md).
-APPROVAL_PERMISSION = Permission.EDIT_PLANS
+APPROVAL_PERMISSION = Permission.APPROVE_PLANS
 APPROVER_ROLES = frozenset({Role.RADIOLOGIST})
 
 

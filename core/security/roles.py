@@ -1,7 +1,9 @@
 """Roles and what each may do.
 
-Radiologists read studies, run analyses and create/edit plans; physicists read what they review and review and
-approve plans; admins manage users, PACS nodes and settings and read the audit trail but cannot open patient data.
+Radiologists read studies, run analyses, create/edit plans and give the clinical approval (signature) of a plan;
+physicists read what they review and give the physics review (their sign-off: draft -> reviewed), which every
+approval needs first (issue 7's workflow; issue 2 called the physicist's sign-off "approve"); admins manage users,
+PACS nodes and settings and read the audit trail but cannot open patient data.
 Any user may invoke break-glass for patient data: it is allowed, and flagged in the audit trail with the reason.
 """
 
@@ -39,13 +41,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.IMPORT_STUDIES,
             Permission.RUN_ANALYSIS,
             Permission.EDIT_PLANS,
+            Permission.APPROVE_PLANS,
         }
     ),
     Role.PHYSICIST: frozenset(
         {
             Permission.READ_PATIENT_DATA,
             Permission.REVIEW_PLANS,
-            Permission.APPROVE_PLANS,
         }
     ),
     Role.ADMIN: frozenset(

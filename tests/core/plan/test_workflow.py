@@ -112,7 +112,7 @@ def test_role_rules(world: World) -> None:
     with pytest.raises(repo.PlanWorkflowError, match="only when reviewed"):  # approval needs a review first
         repo.approve_plan(world.store, world.access("rad1", repo.APPROVAL_PERMISSION), plan, RAD_PW)
     repo.review_plan(world.store, world.access("phys1", Permission.REVIEW_PLANS), plan, PHYS_PW)
-    with pytest.raises(PermissionDeniedError):  # physicists do not approve (their approve_plans is not enough)
+    with pytest.raises(PermissionDeniedError):  # physicists do not approve, even with an approve_plans access
         repo.approve_plan(world.store, world.access("phys2", Permission.APPROVE_PLANS), plan, PHYS2_PW)
     with pytest.raises(PermissionDeniedError):  # nor with the radiologist's permission object
         repo.approve_plan(world.store, world.access("phys2", repo.APPROVAL_PERMISSION), plan, PHYS2_PW)

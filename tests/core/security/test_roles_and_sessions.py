@@ -23,8 +23,8 @@ BREAK_GLASS_REASON = "ED emergency, consultant asked"
 
 # --------------------------------------------------------------------------------------------------- roles
 EXPECTED = {
-    Role.RADIOLOGIST: {P.READ_PATIENT_DATA, P.IMPORT_STUDIES, P.RUN_ANALYSIS, P.EDIT_PLANS},
-    Role.PHYSICIST: {P.READ_PATIENT_DATA, P.REVIEW_PLANS, P.APPROVE_PLANS},
+    Role.RADIOLOGIST: {P.READ_PATIENT_DATA, P.IMPORT_STUDIES, P.RUN_ANALYSIS, P.EDIT_PLANS, P.APPROVE_PLANS},
+    Role.PHYSICIST: {P.READ_PATIENT_DATA, P.REVIEW_PLANS},
     Role.ADMIN: {P.MANAGE_USERS, P.MANAGE_PACS, P.MANAGE_SETTINGS, P.MANAGE_STORE, P.VIEW_AUDIT},
 }
 
@@ -40,7 +40,8 @@ def test_role_permission_matrix_is_exactly_as_documented() -> None:
 def test_admin_cannot_read_patient_data_and_nobody_else_manages_users() -> None:
     assert not role_allows(Role.ADMIN, P.READ_PATIENT_DATA)
     assert [r for r in Role if role_allows(r, P.MANAGE_USERS)] == [Role.ADMIN]
-    assert [r for r in Role if role_allows(r, P.APPROVE_PLANS)] == [Role.PHYSICIST]
+    assert [r for r in Role if role_allows(r, P.APPROVE_PLANS)] == [Role.RADIOLOGIST]
+    assert [r for r in Role if role_allows(r, P.REVIEW_PLANS)] == [Role.PHYSICIST]  # four eyes: never the same role
     assert [r for r in Role if role_allows(r, P.VIEW_AUDIT)] == [Role.ADMIN]
     assert set(BREAK_GLASS_PERMISSIONS) == {P.READ_PATIENT_DATA}
 
@@ -109,7 +110,8 @@ def test_break_glass_needs_a_real_reason(clock: FakeClock, reason: str) -> None:
     ("user", "permission"),
     [
         (RAD_USER, P.MANAGE_USERS),
-        (RAD_USER, P.APPROVE_PLANS),
+        (PHYS_USER, P.APPROVE_PLANS),
+        (RAD_USER, P.REVIEW_PLANS),
         (ADMIN_USER, P.APPROVE_PLANS),
         (ADMIN_USER, P.EDIT_PLANS),
         (PHYS_USER, P.VIEW_AUDIT),
