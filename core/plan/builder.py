@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from numpy.typing import NDArray
 from pydicom import Dataset
 
 from core.dicom.writers.rtstruct import ImageSeriesReference, rtstruct_to_masks
+from core.errors import RadPlanError
+from core.models.registry import SHIPPED_MODELS, ModelError, load_model
 from core.plan.constraints import constraint_set, select_constraint_set
 from core.plan.dose_io import dose_volume_from_rtdose
 from core.plan.dvh import DoseVolume, compute_dvh
@@ -26,6 +29,10 @@ from core.plan.margins import expand_mask, mask_to_structure
 from core.plan.model import PlanContent, Prescription, StructureEntry
 from core.plan.radiobiology import AlphaBetaTable
 from core.plan.structures import PlanarStructure, StructureSet, read_rtstruct_structures
+from core.radiomics.names import IBSI_TO_PYRADIOMICS
+from core.rules.decide import decide
+from core.rules.recommend import bed10_gy
+from core.rules.rulebase import RuleBaseError, load_rulebase
 from core.security.session import Access
 from core.store.audit import AuditObject
 from core.store.database import Connection
@@ -89,11 +96,13 @@ def load_study_objects(conn: Connection, study_uid: str, *, ct_pixels: bool = Fa
 
 def accepted_recommendation(conn: Connection, patient_id: str) -> dict[str, Any] | None:
     """The latest recommendation a clinician accepted for ``patient_id`` (decision_feedback, issue 6), with the rule
-    ids and model versions of that moment; None when there is none (or no decision-support table)."""
+    ids, model versions and facts (radiomics features included) of that moment; None when there is none (or no
+    decision-support table)."""
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decision_feedback'").fetchone():
         return None
     row = conn.execute(
-        "SELECT id, created, user_name, recommendation, chosen, rule_ids, model_versions FROM decision_feedback "
+        "SELECT id, created, user_name, recommendation, chosen, rule_ids, model_versions, site, facts "
+        "FROM decision_feedback "
         "WHERE patient_id = ? AND decision = 'accept' ORDER BY id DESC LIMIT 1",
         (patient_id,),
     ).fetchone()
@@ -108,6 +117,8 @@ def accepted_recommendation(conn: Connection, patient_id: str) -> dict[str, Any]
         "chosen": chosen,
         "rule_ids": json.loads(row[5]),
         "model_versions": json.loads(row[6]),
+        "site": str(row[7] or ""),
+        "facts": json.loads(row[8]) if row[8] else {},
     }
 
 
@@ -217,10 +228,118 @@ def _curve(dose: DoseVolume, structure: PlanarStructure) -> tuple[dict[str, floa
     return {k: round(float(v), 4) if isinstance(v, float) else v for k, v in vars(m).items()}, curve
 
 
-def _decision_support(accepted: dict[str, Any] | None, prescription: Prescription) -> dict[str, Any]:
-    """The accepted recommendation, its rules and model versions for the plan (None: not available)."""
+#: Units of the IBSI radiomics features most often shown (others say "unit not recorded").
+_RADIOMICS_UNITS = {
+    "morph_volume": "mm^3", "morph_vol_approx": "mm^3", "morph_area_mesh": "mm^2", "morph_av": "1/mm",
+    "morph_sphericity": "unitless", "morph_diam": "mm", "morph_pca_maj_axis": "mm", "morph_pca_min_axis": "mm",
+    "morph_pca_least_axis": "mm", "morph_pca_elongation": "unitless", "morph_pca_flatness": "unitless",
+    "stat_mean": "HU", "stat_median": "HU", "stat_min": "HU", "stat_max": "HU", "stat_p10": "HU", "stat_p90": "HU",
+    "stat_iqr": "HU", "stat_range": "HU", "stat_mad": "HU", "stat_rmad": "HU", "stat_rms": "HU", "stat_var": "HU^2",
+    "stat_skew": "unitless", "stat_kurt": "unitless", "ih_entropy": "bits", "ih_uniformity": "unitless",
+}  # fmt: skip
+
+
+def _rules(accepted: dict[str, Any], models: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The rules fired for the accepted recommendation: its own rules first, then every other rule the site's rule
+    base fires on the stored facts and model scores (flags such as an ILD warning), each with title, version and
+    citation. A rule the rule base does not hold (or an unknown site) keeps the recommendation's citation only."""
+    rec = accepted["recommendation"]
+    try:
+        rulebase = load_rulebase(accepted["site"]) if accepted.get("site") else None
+    except RuleBaseError:  # an unknown site: no titles, the recommendation's citation stays
+        rulebase = None
+    fired: dict[str, dict[str, Any]] = {}
+    if rulebase is not None and accepted.get("facts"):
+        scores = {f"score_{m['outcome']}": m["probability"] for m in models if "probability" in m}
+        try:
+            fired = {r["id"]: r for r in decide(rulebase, accepted["facts"], scores).rules_fired}
+        except (RadPlanError, KeyError, TypeError, ValueError):  # facts the current rule base cannot read
+            fired = {}
+    out = []
+    for rule_id in [*accepted["rule_ids"], *(r for r in fired if r not in accepted["rule_ids"])]:
+        entry: dict[str, Any] = {"rule": rule_id, "citation": str(rec.get("source", ""))}
+        try:
+            spec = rulebase.rule(rule_id) if rulebase is not None else None
+        except KeyError:
+            spec = None
+        if spec is not None:
+            entry.update(title=spec.title, version=spec.version, citation=spec.source, kind=spec.kind)
+        if rule_id not in accepted["rule_ids"]:
+            entry["note"] = "re-evaluated at plan build on the stored facts"
+        out.append(entry)
+    return tuple(out)
+
+
+def _features(accepted: dict[str, Any]) -> dict[str, float]:
+    """The model features of the stored facts, derived as core.rules.recommend derives them (BED10 from the accepted
+    recommendation's dose and fractionation)."""
+    facts = accepted.get("facts") or {}
+    out = {k: float(v) for k, v in facts.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for key in ("ild", "prior_thoracic_rt"):
+        if isinstance(facts.get(key), bool):
+            out[key] = 1.0 if facts[key] else 0.0
+    if isinstance(facts.get("histology"), str):
+        out["squamous"] = 1.0 if facts["histology"] == "squamous cell carcinoma" else 0.0
+    rec = accepted["recommendation"]
+    if "bed10_gy" not in out and rec.get("total_dose_gy") and rec.get("fractions"):
+        out["bed10_gy"] = bed10_gy(float(rec["total_dose_gy"]), int(rec["fractions"]))
+    return out
+
+
+def _models(accepted: dict[str, Any], models_root: Path) -> tuple[dict[str, Any], ...]:
+    """Each model of the accepted recommendation at the version it had then. When that exact version is installed
+    and the stored facts hold all its features, it is re-scored (deterministic: same coefficients, same features):
+    probability and per-feature contributions (log-odds). Otherwise only the name and version are kept."""
+    features = _features(accepted)
+    out = []
+    for model_id, version in sorted(accepted["model_versions"].items()):
+        entry: dict[str, Any] = {"model": model_id, "version": version, "score": "see decision support record"}
+        folder = models_root / model_id / str(version)
+        model, score = None, None
+        try:
+            model = load_model(folder) if (folder / "manifest.json").is_file() else None
+            score = model.score(features) if model is not None and model.version == version else None
+        except (ModelError, OSError, ValueError, KeyError):
+            model, score = None, None
+        if model is not None and score is not None:
+            entry = {
+                "model": model_id,
+                "version": version,
+                "title": str(model.manifest.get("title", "")),
+                "outcome": score.outcome,
+                "probability": score.probability,
+                "unit": "probability (0-1)",
+                "baseline_probability": score.baseline_probability,
+                "demonstration": score.demonstration,
+                "score": f"{100.0 * score.probability:.1f} %",
+                "contributions": [
+                    {"feature": c.feature, "value": c.value, "unit": c.unit, "log_odds": c.log_odds}
+                    for c in score.contributions
+                ],
+                "provenance": "re-scored at plan build from the facts stored with the accepted recommendation",
+            }
+        out.append(entry)
+    return tuple(out)
+
+
+def _radiomics(accepted: dict[str, Any], models: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The IBSI radiomics features among the stored facts (tag, value, unit when known)."""
+    units = {c["feature"]: c["unit"] for m in models for c in m.get("contributions", ())}
+    facts = accepted.get("facts") or {}
+    return tuple(
+        {"tag": tag, "value": float(value), "unit": _RADIOMICS_UNITS.get(tag) or units.get(tag, "")}
+        for tag, value in sorted(facts.items())
+        if tag in IBSI_TO_PYRADIOMICS and isinstance(value, int | float) and not isinstance(value, bool)
+    )
+
+
+def _decision_support(
+    accepted: dict[str, Any] | None, prescription: Prescription, models_root: Path = SHIPPED_MODELS
+) -> dict[str, Any]:
+    """The accepted recommendation, its rules (with citations), model scores with contributions and radiomics
+    features for the plan (None: not available)."""
     if accepted is None:
-        return {"recommendation": None, "rules_fired": None, "model_scores": None}
+        return {"recommendation": None, "rules_fired": None, "model_scores": None, "radiomics": None}
     rec = accepted["recommendation"]
     how = "from it" if prescription.source == "recommendation" else "entered by hand"
     summary = (
@@ -228,15 +347,12 @@ def _decision_support(accepted: dict[str, Any] | None, prescription: Prescriptio
         f"{rec.get('intent', '')} (rules {', '.join(accepted['rule_ids'])}); accepted by {accepted['accepted_by']} "
         f"on {accepted['accepted_at'][:10]}; prescription {how}"
     )
-    rules = tuple({"rule": r, "citation": str(rec.get("source", ""))} for r in accepted["rule_ids"])
-    models = tuple(
-        {"model": m, "version": v, "score": "see decision support record"}
-        for m, v in sorted(accepted["model_versions"].items())
-    )
+    models = _models(accepted, models_root)
     return {
         "recommendation": {**accepted, "summary": summary},
-        "rules_fired": rules or None,
+        "rules_fired": _rules(accepted, models) or None,
         "model_scores": models or None,
+        "radiomics": _radiomics(accepted, models) or None,
     }
 
 

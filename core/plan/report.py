@@ -2,7 +2,8 @@
 
 Contents: header on every page (patient, study, plan id, version, status), the decision-support statement,
 identifiers, recommendation and prescription with BED/EQD2, key images with contours, structure volumes, radiomics
-highlights, model scores, rules fired (each says "not available" until those results exist), DVH plot and table,
+highlights, model scores with per-feature contribution charts, rules fired with citations (core/plan/report_charts.py;
+each says "not available" when the plan holds no such results), DVH plot and table,
 constraints with pass/warning/fail colours, the signatures block, and "Page n of N" on every page.
 """
 
@@ -25,6 +26,7 @@ from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate
 
 from core.plan.figures import dvh_png, plan_key_images
 from core.plan.model import DECISION_SUPPORT_STATEMENT
+from core.plan.report_charts import decision_support_story
 from core.plan.repository import PlanRecord, get_plan
 from core.security.session import Access
 from core.store.audit import AuditObject
@@ -217,34 +219,7 @@ def render_plan_pdf(record: PlanRecord, key_images: bytes | None) -> bytes:
         Paragraph("Structure volumes", s["h"]),
         _table(rows, [32, 18, 22, 24, 20, 64]) if c.structures else Paragraph("No structures.", s["p"]),
     ]
-    story += [
-        Paragraph("Radiomics highlights", s["h"]),
-        _not_available("Radiomics", s)
-        if not c.radiomics
-        else _table(
-            [["Feature", "Value"], *([str(r.get("name")), str(r.get("value"))] for r in c.radiomics)], [90, 90]
-        ),
-    ]
-    story += [
-        Paragraph("Model scores and per-feature contributions", s["h"]),
-        _not_available("Model scores, contributions and model versions", s)
-        if not c.model_scores
-        else _table(
-            [
-                ["Model", "Version", "Score"],
-                *([str(m.get("model")), str(m.get("version")), str(m.get("score"))] for m in c.model_scores),
-            ],
-            [80, 50, 50],
-        ),
-    ]
-    story += [
-        Paragraph("Rules fired", s["h"]),
-        _not_available("Rules fired with citations", s)
-        if not c.rules_fired
-        else _table(
-            [["Rule", "Citation"], *([str(r.get("rule")), str(r.get("citation"))] for r in c.rules_fired)], [80, 100]
-        ),
-    ]
+    story += decision_support_story(c, s, _table, lambda what: _not_available(what, s))
     story.append(Paragraph("Dose-volume histograms", s["h"]))
     if c.dose_computed and c.dvh_curves:
         story.append(
