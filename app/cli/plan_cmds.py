@@ -300,9 +300,17 @@ def plan_pdf(app: AppContext, plan_id: int, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
 @pass_app
 def plan_export(app: AppContext, plan_id: int, out: Path) -> None:
-    """Export an approved plan as DICOM Encapsulated PDF (send it with 'radplan pacs send')."""
+    """Export an approved plan as DICOM Encapsulated PDF (+ CTV/PTV RTSTRUCT), also kept in the store for
+    'radplan pacs send --what pdf' when your role may store instances."""
     from core.plan.export import export_plan_dicom
+    from core.security.roles import role_allows
 
     access = app.authorize(Permission.READ_PATIENT_DATA)
-    for path in export_plan_dicom(app.store(), access, plan_id, out):
+    can_store = role_allows(access.user.role, Permission.IMPORT_STUDIES)
+    store_as = app.authorize(Permission.IMPORT_STUDIES) if can_store else None
+    for path in export_plan_dicom(app.store(), access, plan_id, out, store_as=store_as):
         click.echo(f"written {path}")
+    if store_as is not None:
+        click.echo("stored with the study: send it with 'radplan pacs send NODE --study UID --what pdf'")
+    else:
+        click.echo("not stored in the local store (your role cannot store instances): import the files to send them")

@@ -40,6 +40,7 @@ from core.store.store import Store
 from core.store.users import record_access
 
 __all__ = [
+    "PLAN_TARGETS_SERIES_DESCRIPTION",
     "PlanOptions",
     "StudyObjects",
     "accepted_recommendation",
@@ -67,9 +68,14 @@ class StudyObjects:
     rtdose: Dataset | None = None
 
 
+#: Series description of the CTV/PTV structure sets RadPlan exports (core/plan/export.py); they are outputs of a plan,
+#: never the clinical structure set a new plan is built on.
+PLAN_TARGETS_SERIES_DESCRIPTION = "Plan targets (RadPlan)"
+
+
 def load_study_objects(conn: Connection, study_uid: str, *, ct_pixels: bool = False) -> StudyObjects:
-    """Read the study's CT, latest RT Structure Set and latest RT Dose from the store (inside ``conn``'s
-    transaction; the caller audits). ValueError when the study is not there."""
+    """Read the study's CT, latest clinical RT Structure Set (not RadPlan's exported plan targets) and latest RT Dose
+    from the store (inside ``conn``'s transaction; the caller audits). ValueError when the study is not there."""
     row = conn.execute(
         "SELECT st.id, p.patient_id, p.name, st.study_date, st.accession FROM studies st "
         "JOIN patients p ON p.id = st.patient_fk WHERE st.study_uid = ?",
@@ -81,8 +87,8 @@ def load_study_objects(conn: Connection, study_uid: str, *, ct_pixels: bool = Fa
     rows = conn.execute(
         "SELECT se.modality, d.data FROM instances i JOIN series se ON se.id = i.series_fk "
         "JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.modality IN ('CT', 'RTSTRUCT', "
-        "'RTDOSE') ORDER BY i.id",
-        (row[0],),
+        "'RTDOSE') AND NOT (se.modality = 'RTSTRUCT' AND se.description = ?) ORDER BY i.id",
+        (row[0], PLAN_TARGETS_SERIES_DESCRIPTION),
     ).fetchall()
     for modality, data in rows:
         if modality == "CT":

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
+from core.dicom.importer import ImportReport, parse_instance, store_instances
 from core.dicom.writers.encapsulated_pdf import EncapsulatedPdfOptions, write_encapsulated_pdf
 from core.dicom.writers.rtstruct import ImageSeriesReference, RoiSpec, StructureSetOptions, write_rtstruct
-from core.plan.builder import load_study_objects, plan_target_masks
+from core.plan.builder import PLAN_TARGETS_SERIES_DESCRIPTION, load_study_objects, plan_target_masks
 from core.plan.figures import plan_key_images
 from core.plan.report import render_plan_pdf
 from core.plan.repository import PlanWorkflowError, get_plan
@@ -22,10 +23,14 @@ from core.store.users import record_access
 __all__ = ["export_plan_dicom"]
 
 
-def export_plan_dicom(store: Store, access: Access, plan_id: int, out_dir: Path) -> list[Path]:
+def export_plan_dicom(
+    store: Store, access: Access, plan_id: int, out_dir: Path, *, store_as: Access | None = None
+) -> list[Path]:
     """Write the approved plan ``plan_id`` into ``out_dir`` (audited 'plan.export'): the Encapsulated PDF, and the
     CTV/PTV RT Structure Set when the plan has margin-derived targets. Refuses plans that are not approved: only a
-    signed plan leaves the workstation. Returns the files written."""
+    signed plan leaves the workstation. With ``store_as`` (an import_studies access) the written instances are also
+    kept in the store with the study (audited 'plan.export.store'), where `radplan pacs send --what pdf|rtstruct`
+    finds them. Returns the files written."""
     record = get_plan(store, access, plan_id)
     if record.status != "approved":
         raise PlanWorkflowError(f"plan {plan_id} is {record.status}: only an approved plan can be exported")
@@ -74,7 +79,7 @@ def export_plan_dicom(store: Store, access: Access, plan_id: int, out_dir: Path)
             description="CTV/PTV by margin expansion (RadPlan)",
             sop_instance_uid=rs_uid,
             series_number=901,
-            series_description="Plan targets (RadPlan)",
+            series_description=PLAN_TARGETS_SERIES_DESCRIPTION,
         )
         rs_path = out_dir / f"plan-{plan_id}-v{record.version}-targets.dcm"
         write_rtstruct(rois, reference, rs_options).save_as(rs_path, enforce_file_format=True)
@@ -87,4 +92,8 @@ def export_plan_dicom(store: Store, access: Access, plan_id: int, out_dir: Path)
             objects=[AuditObject("plan", str(plan_id)), AuditObject("instance", uid, "Encapsulated PDF")],
             details={"bytes": len(pdf), "files": [p.name for p in paths]},
         )
+    if store_as is not None:
+        # A re-export keeps the first stored copy of each SOP Instance UID (same UID, new PDF timestamp).
+        parsed = [parse_instance(str(path), path.read_bytes()) for path in paths]
+        store_instances(store, store_as, parsed, ImportReport(), action="plan.export.store")
     return paths

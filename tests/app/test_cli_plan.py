@@ -84,3 +84,4 @@ def test_plan_workflow_through_the_cli(initialised: Cli, tmp_path: Path) -> None
     paths = sorted((tmp_path / "dicom").glob("*.dcm"))
     assert sorted(pydicom.dcmread(p).Modality for p in paths) == ["DOC", "RTSTRUCT"]  # the PDF, the CTV/PTV
     assert all(str(p) in out.stdout for p in paths)
+    assert "stored with the study" in out.stdout  # a radiologist may store: ready for 'pacs send --what pdf'

@@ -14,13 +14,14 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image as PILImage
+from pydicom.uid import EncapsulatedPDFStorage, RTStructureSetStorage
 
 from core.demo import DemoManifest, generate_demo_study
 from core.dicom.importer import import_paths
 from core.dicom.writers.encapsulated_pdf import read_encapsulated_pdf
 from core.errors import AuthenticationError, PermissionDeniedError
 from core.plan import repository as repo
-from core.plan.builder import PlanOptions, build_plan_content, recommended_prescription
+from core.plan.builder import PlanOptions, build_plan_content, load_study_objects, recommended_prescription
 from core.plan.export import export_plan_dicom
 from core.plan.model import PlanContent, Prescription
 from core.plan.report import render_plan_pdf, write_plan_pdf
@@ -214,6 +215,37 @@ def test_export_only_approved_plans_as_encapsulated_pdf(world: World, tmp_path: 
             check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
             assert "Error" not in check.stdout + check.stderr, check.stderr
     assert any(e.action == "plan.export" for e in audit.entries(world.store.conn, action="plan.export"))
+
+
+def test_export_can_keep_the_instances_for_pacs_send(world: World, tmp_path: Path) -> None:
+    plan = world.draft().plan_id
+    repo.review_plan(world.store, world.access("phys1", Permission.REVIEW_PLANS), plan, PHYS_PW)
+    repo.approve_plan(world.store, world.access("rad2", repo.APPROVAL_PERMISSION), plan, RAD2_PW)
+    reader = world.access("rad1", Permission.READ_PATIENT_DATA)
+    importer = world.access("rad1", Permission.IMPORT_STUDIES)
+    sql = (
+        "SELECT i.sop_class_uid, i.sop_uid FROM instances i JOIN series se ON se.id = i.series_fk "
+        "JOIN studies st ON st.id = se.study_fk WHERE st.study_uid = ? AND i.sop_class_uid IN (?, ?)"
+    )
+    classes = (str(EncapsulatedPDFStorage), str(RTStructureSetStorage))
+    before = world.store.query(sql, (world.manifest.study_instance_uid, *classes))
+    pdf_path, rs_path = export_plan_dicom(world.store, reader, plan, tmp_path / "a", store_as=importer)
+    stored = set(world.store.query(sql, (world.manifest.study_instance_uid, *classes))) - set(before)
+    assert stored == {
+        (str(EncapsulatedPDFStorage), pydicom.dcmread(pdf_path).SOPInstanceUID),
+        (str(RTStructureSetStorage), pydicom.dcmread(rs_path).SOPInstanceUID),
+    }
+    blob = world.store.query(
+        "SELECT d.data FROM instance_data d JOIN instances i ON i.id = d.instance_fk WHERE i.sop_uid = ?",
+        (pydicom.dcmread(pdf_path).SOPInstanceUID,),
+    )[0][0]
+    assert blob == pdf_path.read_bytes()
+    assert any(e.actor == "rad1" for e in audit.entries(world.store.conn, action="plan.export.store"))
+    export_plan_dicom(world.store, reader, plan, tmp_path / "b", store_as=importer)  # again: nothing duplicated
+    assert len(set(world.store.query(sql, (world.manifest.study_instance_uid, *classes))) - set(before)) == 2
+    with world.store.transaction() as conn:  # a new plan is still built on the clinical structure set
+        rtstruct = load_study_objects(conn, world.manifest.study_instance_uid).rtstruct
+    assert rtstruct is not None and "PTV" not in [r.ROIName for r in rtstruct.StructureSetROISequence]
 
 
 def _render(pdf: Path, out: Path) -> tuple[str, list[Path]]:
