@@ -8,7 +8,9 @@
 
 A private Orthanc (Debian package) on free loopback ports holds only the CT series (uploaded with storescu). Each
 round starts from an empty store / empty folder; the order alternates. MB/s are 10^6 bytes of received DICOM
-(preamble and file meta included) per second; the median over --repeat rounds is printed with the ratio.
+(preamble and file meta included) per second; the median over --repeat rounds is printed with the ratio. CPU
+seconds are printed too (ours: this process, every thread; getscu: the child process), because on a small shared
+machine the wall-clock ratio moves with the load of other work while the CPU cost per study does not.
 
 Usage: .venv/bin/python bench/pacs_retrieve.py [--shape 512x512x300] [--repeat 3] [--method get|move]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,14 +49,17 @@ ACCESS = Access(User(1, "bench", Role.RADIOLOGIST), Permission.IMPORT_STUDIES)
 OUR_AET, GETSCU_AET = "RADPLANBENCH", "GETSCUBENCH"
 
 
-def radplan_round(work: Path, node: PacsNode, local: LocalAE, study_uid: str, method: str) -> tuple[float, int]:
+def radplan_round(work: Path, node: PacsNode, local: LocalAE, study_uid: str, method: str) -> tuple[float, int, float]:
+    """(seconds, bytes, CPU seconds) of retrieve_study into a new store (the store's creation is not counted)."""
     store = Store.create(work / "store", key_mode="passphrase", passphrase=lambda _p: "bench-passphrase-1")
     try:
+        cpu0 = _cpu("radplan")
         report = retrieve_study(store, ACCESS, local, node, study_uid, method=method)  # type: ignore[arg-type]
+        cpu = _cpu("radplan") - cpu0
     finally:
         store.close()
     assert report.complete, report
-    return report.seconds, report.received_bytes
+    return report.seconds, report.received_bytes, cpu
 
 
 def network_round(node: PacsNode, local: LocalAE, study_uid: str) -> tuple[float, int]:
@@ -107,21 +113,31 @@ def main() -> None:
             local = LocalAE(OUR_AET, storage_port=move_port, bind_address="127.0.0.1")
             results: dict[str, list[float]] = {"radplan": [], "getscu": [], "network": []}
             sizes: dict[str, int] = {}
+            cpus: dict[str, list[float]] = {"radplan": [], "getscu": [], "network": []}
             for i in range(args.repeat):
                 order = ["radplan", "getscu", "network"] if i % 2 == 0 else ["network", "getscu", "radplan"]
                 for tool in order:
                     round_dir = work / f"round{i}-{tool}"
                     round_dir.mkdir()
+                    cpu0 = _cpu(tool)
                     if tool == "radplan":
-                        seconds, size = radplan_round(round_dir, node, local, manifest.study_instance_uid, args.method)
+                        seconds, size, cpu = radplan_round(
+                            round_dir, node, local, manifest.study_instance_uid, args.method
+                        )
                     elif tool == "network":
                         seconds, size = network_round(node, local, manifest.study_instance_uid)
+                        cpu = _cpu(tool) - cpu0
                     else:
                         seconds, size = getscu_round(round_dir, server, manifest.study_instance_uid, len(ct_files))
+                        cpu = _cpu(tool) - cpu0
                     results[tool].append(size / 1e6 / seconds)
+                    cpus[tool].append(cpu)
                     sizes[tool] = size
                     rate = size / 1e6 / seconds
-                    print(f"round {i + 1} {tool:8} {size / 1e6:7.1f} MB in {seconds:6.2f} s = {rate:7.1f} MB/s")
+                    print(
+                        f"round {i + 1} {tool:8} {size / 1e6:7.1f} MB in {seconds:6.2f} s = {rate:7.1f} MB/s, "
+                        f"{cpu:5.2f} CPU-s"
+                    )
         finally:
             server.stop()
     rp, gs = statistics.median(results["radplan"]), statistics.median(results["getscu"])
@@ -132,6 +148,16 @@ def main() -> None:
     print(f"ratio radplan / getscu: {rp / gs:.2f}")
     net = statistics.median(results["network"])
     print(f"for attribution - radplan receive path without storing: {net:.1f} MB/s (ratio to getscu {net / gs:.2f})")
+    c_rp, c_gs, c_net = (statistics.median(cpus[k]) for k in ("radplan", "getscu", "network"))
+    print(f"CPU seconds (median): radplan {c_rp:.2f}, getscu {c_gs:.2f}, receive path alone {c_net:.2f}")
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
+def _cpu(tool: str) -> float:
+    """CPU seconds so far of what runs ``tool``: this process (every thread), or the finished child processes."""
+    who = resource.RUSAGE_CHILDREN if tool == "getscu" else resource.RUSAGE_SELF
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -306,16 +306,21 @@ def retrieve_cmd(
 @click.argument("name")
 @click.option("--study", "study_uid", required=True, help="Study Instance UID.")
 @click.option("--what", type=click.Choice(["seg", "rtstruct", "pdf", "all"]), required=True)
+@click.option("--dicomweb", "use_web", is_flag=True, help="Use the node's DICOMweb URL (STOW-RS).")
 @pass_app
-def send_cmd(app: AppContext, name: str, study_uid: str, what: str) -> None:
-    """Send stored results of a study (DICOM SEG, RTSTRUCT, PDF report) to a node with C-STORE."""
+def send_cmd(app: AppContext, name: str, study_uid: str, what: str, use_web: bool) -> None:
+    """Send stored results of a study (DICOM SEG, RTSTRUCT, PDF report) to a node with C-STORE (or STOW-RS)."""
     from core.pacs.nodes import get_node
-    from core.pacs.send import send_results
+    from core.pacs.send import send_results, send_results_web
 
     access = app.authorize(Permission.READ_PATIENT_DATA)
     node = get_node(app.store(), name)
     kind = {"seg": "seg", "rtstruct": "rtstruct", "pdf": "pdf"}.get(what, "all")
-    report = send_results(app.store(), access, _local(app), node, study_uid, kind)  # type: ignore[arg-type]
+    if use_web:
+        url = _web_url(node)
+        report = send_results_web(app.store(), access, node, url, study_uid, kind, timeout=node.timeout_s)  # type: ignore[arg-type]
+    else:
+        report = send_results(app.store(), access, _local(app), node, study_uid, kind)  # type: ignore[arg-type]
     sent = ", ".join(f"{n} {k}" for k, n in report.sent.items())
     click.echo(f"sent to {name}: {sent}")
     for k in report.none_stored:

@@ -10,8 +10,6 @@ import click
 from app.bootstrap import AppContext
 from app.cli.common import pass_app
 from core.radiomics.configs import CONFIGS
-from core.radiomics.ibsi_check import DEFAULT_PHANTOM_DIR, check_phantom
-from core.radiomics.service import batch_to_parquet, extract_to_csv
 from core.security.roles import Permission
 
 __all__ = ["radiomics"]
@@ -24,32 +22,67 @@ __all__ = ["radiomics"]
 @click.option(
     "--mask", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Label mask on the image grid."
 )
-@click.option("--roi", metavar="NAME", help="ROI name when --mask is an RT Structure Set (--image: series folder).")
+@click.option(
+    "--roi", metavar="NAME",
+    help="ROI name: of an RT Structure Set or DICOM SEG given as --mask (--image: series folder), or with --study.",
+)  # fmt: skip
+@click.option(
+    "--study", "study_uid", metavar="UID",
+    help="A stored study: its image series and stored segmentation (SEG, else RTSTRUCT) ROI --roi; the features are "
+    "stored with the study (--out optional).",
+)  # fmt: skip
 @click.option("--label", type=int, help="ROI label value in the mask (default: every non-zero voxel; clinical: 1).")
 @click.option("--config", "config", type=click.Choice(sorted(CONFIGS)), default="clinical", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Output CSV: ibsi_tag,feature,value.")
 @pass_app
 @click.pass_context
 def radiomics(
-    ctx: click.Context, app: AppContext, image: Path | None, mask: Path | None, roi: str | None, label: int | None,
-    config: str, out: Path | None,
+    ctx: click.Context, app: AppContext, image: Path | None, mask: Path | None, roi: str | None,
+    study_uid: str | None, label: int | None, config: str, out: Path | None,
 ) -> None:  # fmt: skip
     """Radiomics features with IBSI tags (pyradiomics name alongside where one exists).
 
     `radplan radiomics --image IMG --mask MASK --config NAME --out features.csv` extracts (or --image SERIES_DIR
-    --mask RTSTRUCT.dcm --roi NAME); configurations:
+    --mask RTSTRUCT.dcm|SEG.dcm --roi NAME, or --study UID --roi NAME from the store); configurations:
     clinical (pyradiomics, CT default), ibsi-digital-phantom, ibsi-a ... ibsi-e (IBSI 1 CT configurations).
     Values are in the image unit (HU for CT), mm, mm^2, mm^3 or dimensionless; see docs/radiomics.md.
     """
     if ctx.invoked_subcommand is not None:
+        return
+    if study_uid is not None:
+        _stored(app, study_uid, roi, config, out, image, mask, label)
         return
     missing = [name for name, value in (("--image", image), ("--mask", mask), ("--out", out)) if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or use a subcommand: batch, ibsi-check)")
     assert image is not None and mask is not None and out is not None
     access = app.authorize(Permission.RUN_ANALYSIS)
+    from core.radiomics.service import extract_to_csv  # heavy (scipy, pyradiomics): loaded on use
+
     report = extract_to_csv(app.store(), access, image, mask, config, out, label, roi)
     click.echo(f"{report.n_features} features ({config}) written to {out} in {report.seconds:.1f} s")
+
+
+def _stored(
+    app: AppContext, study_uid: str, roi: str | None, config: str, out: Path | None, image: Path | None,
+    mask: Path | None, label: int | None,
+) -> None:  # fmt: skip
+    if image is not None or mask is not None or label is not None:
+        raise click.UsageError("--study takes the image and the segmentation from the store: no --image/--mask/--label")
+    if roi is None:
+        raise click.UsageError("--study needs --roi NAME (a segment of the stored SEG or an ROI of its RTSTRUCT)")
+    access = app.authorize(Permission.RUN_ANALYSIS)
+    from core.radiomics.extract import write_features_csv
+    from core.radiomics.stored import extract_stored
+
+    result = extract_stored(app.store(), access, study_uid, roi, config)
+    click.echo(
+        f"{len(result.features)} features ({config}, ROI {roi} from the stored {result.source_modality}) stored with "
+        f"the study as version {result.version}"
+    )
+    if out is not None:
+        write_features_csv(result.features, out)
+        click.echo(f"written to {out}")
 
 
 @radiomics.command("batch")
@@ -81,6 +114,8 @@ def batch(
     def progress(done: int, total: int, case_id: str, status: str) -> None:
         click.echo(f"progress {done}/{total} {case_id} {status}", err=True)
 
+    from core.radiomics.service import batch_to_parquet
+
     report = batch_to_parquet(
         app.store(), access, manifest, out, config, scheduler=scheduler, n_workers=workers, retries=retries,
         progress=progress,
@@ -94,13 +129,13 @@ def batch(
 @click.option(
     "--phantom",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default=DEFAULT_PHANTOM_DIR,
-    show_default=True,
-    help="Folder with image.nii.gz, mask.nii.gz and reference_values.csv.",
+    help="Folder with image.nii.gz, mask.nii.gz and reference_values.csv (default: the copy in tests/data).",
 )
-def ibsi_check(phantom: Path) -> None:
+def ibsi_check(phantom: Path | None) -> None:
     """Compute every IBSI 1 digital phantom feature and compare with the IBSI reference values."""
-    rows = check_phantom(phantom)
+    from core.radiomics.ibsi_check import DEFAULT_PHANTOM_DIR, check_phantom
+
+    rows = check_phantom(phantom or DEFAULT_PHANTOM_DIR)
     click.echo(f"{'tag':34} {'reference':>11} {'tolerance':>9} {'ours':>13}  result")
     for r in rows:
         ours = "-" if r.ours is None or not math.isfinite(r.ours) else f"{r.ours:.6g}"

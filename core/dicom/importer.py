@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info
+from pydicom.uid import UID, AllTransferSyntaxes
+from pydicom.valuerep import VR
 
 from core.errors import PermissionDeniedError
 from core.logsafe import register_phi
@@ -34,6 +37,7 @@ __all__ = [
     "NotDicomError",
     "ParsedInstance",
     "Source",
+    "UnsupportedTransferSyntaxError",
     "import_paths",
     "iter_sources",
     "parse_instance",
@@ -42,11 +46,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+_KNOWN_TRANSFER_SYNTAXES = frozenset(str(ts) for ts in AllTransferSyntaxes)
+_VRS = frozenset(str(vr) for vr in VR)
 _REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")
 
 
 class DamagedFileError(ValueError):
     """A DICOM file that cannot be stored as it is."""
+
+
+class UnsupportedTransferSyntaxError(DamagedFileError):
+    """The file's transfer syntax is unknown to DICOM/RadPlan, or contradicts how the data set is encoded."""
 
 
 class NotDicomError(ValueError):
@@ -182,19 +192,20 @@ def parse_instance(name: str, data: bytes, *, header_only: bool = False) -> Pars
         if name.lower().endswith((".dcm", ".dicom")):
             raise DamagedFileError("no DICOM file meta header (no 'DICM' preamble)")
         raise NotDicomError(name)
+    tsuid = _check_transfer_syntax(data)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=header_only)
         ds.get("PixelData")  # forces reading to the end: a truncated value raises here
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise DamagedFileError(f"cannot be parsed: {exc}") from exc
+    except Exception as exc:  # e.g. zlib.error: a "deflated" data set that is not
+        raise DamagedFileError(f"cannot be parsed with its transfer syntax {_ts_name(tsuid)}: {exc}") from exc
+    _check_encoding(ds, tsuid, header_only)
     missing = [kw for kw in _REQUIRED if not str(ds.get(kw, "")).strip()]
     if missing:
         raise DamagedFileError(f"missing required attribute(s): {', '.join(missing)}")
     if "PixelData" in ds and not _pixel_length_ok(ds):
         raise DamagedFileError("pixel data is shorter than Rows x Columns x frames (truncated file)")
-    tsuid = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if not tsuid:
-        raise DamagedFileError("file meta header has no Transfer Syntax UID")
     parsed = ParsedInstance(
         source=name,
         data=data,
@@ -221,6 +232,50 @@ def parse_instance(name: str, data: bytes, *, header_only: bool = False) -> Pars
     )
     register_phi(parsed.patient_id, parsed.patient_name)
     return parsed
+
+
+def _ts_name(tsuid: str) -> str:
+    name = UID(tsuid).name if tsuid else ""
+    return f"{tsuid} ({name})" if name and name != tsuid else tsuid
+
+
+def _check_transfer_syntax(data: bytes) -> str:
+    """The file meta's Transfer Syntax UID, refused (UnsupportedTransferSyntaxError) unless DICOM defines it and
+    pydicom can read data sets in it."""
+    fp = io.BytesIO(data[132:])
+    try:
+        meta = _read_file_meta_info(fp)
+    except Exception as exc:  # any failure to read the meta header is a damaged file
+        raise DamagedFileError(f"the file meta header cannot be read: {exc}") from exc
+    tsuid = str(meta.get("TransferSyntaxUID", "")).strip()
+    if not tsuid:
+        raise DamagedFileError("file meta header has no Transfer Syntax UID")
+    if tsuid not in _KNOWN_TRANSFER_SYNTAXES:
+        raise UnsupportedTransferSyntaxError(
+            f"unsupported transfer syntax {tsuid}: not a DICOM transfer syntax RadPlan can read; ask the sender to "
+            "send it uncompressed (Explicit VR Little Endian)"
+        )
+    ts = UID(tsuid)
+    first = data[132 + fp.tell() : 132 + fp.tell() + 6]
+    if not ts.is_deflated and len(first) == 6:  # the first element's bytes 4-5: a VR when explicit (pydicom's test)
+        explicit = first[4:6].decode("latin-1") in _VRS
+        if explicit == ts.is_implicit_VR:
+            actual = "Explicit" if explicit else "Implicit"
+            raise UnsupportedTransferSyntaxError(
+                f"wrong transfer syntax: the file meta says {_ts_name(tsuid)} but the data set is encoded {actual} VR"
+            )
+    return tsuid
+
+
+def _check_encoding(ds: pydicom.Dataset, tsuid: str, header_only: bool) -> None:
+    """Refuse compressed-syntax files whose pixel data is not encapsulated (native pixels under a compressed UID)."""
+    if header_only or "PixelData" not in ds or not UID(tsuid).is_encapsulated:
+        return
+    if not ds["PixelData"].is_undefined_length:
+        raise UnsupportedTransferSyntaxError(
+            f"wrong transfer syntax: the file meta says {_ts_name(tsuid)} (compressed) but the pixel data is not "
+            "encapsulated (not compressed)"
+        )
 
 
 def _pixel_length_ok(ds: pydicom.Dataset) -> bool:

@@ -7,8 +7,12 @@ measurement depends on.
   Orientation is named in the error.
 - The spacing between slices must be uniform (tolerance `spacing_tolerance_mm`); a missing slice gives an error
   naming the gap (the positions along the normal, in mm, and the instance numbers on either side).
-- Gantry tilt (slice positions not moving along the normal) is detected and refused with its angle in degrees
-  (resampling onto an orthogonal grid is not done here).
+- Gantry tilt (slice positions not moving along the normal) is detected and refused with its angle in degrees,
+  unless the caller asks for `resample_tilt=True`: then each slice (a plane of its own, only shifted in-plane
+  relative to an orthogonal stack) is shifted back in-plane by linear interpolation onto the orthogonal grid of the
+  first slice (spacing along the normal = the slice distance projected on it); uncovered voxels get the series'
+  minimum value and the volume's notes say so. A segmentation drawn on such a volume is on the resampled grid, not
+  on the source pixels, so writers that reference source images must not be fed it (the default refuses).
 - Values are rescaled per slice (Rescale Slope/Intercept; for CT the result is in HU) into float32.
 - Enhanced (multi-frame) CT/MR: each frame is a slice, with its geometry and rescale from the functional groups.
 - Localizers (Image Type value 3 LOCALIZER) are left out; non-image objects (SR, RTSTRUCT, RTPLAN, RTDOSE, SEG,
@@ -195,7 +199,9 @@ def _check_gaps(slices: list[_Slice], offsets: NDArray[np.float64], tolerance: f
     return spacing
 
 
-def series_to_volume(datasets: Sequence[Dataset], *, spacing_tolerance_mm: float = 0.05) -> Volume:
+def series_to_volume(
+    datasets: Sequence[Dataset], *, spacing_tolerance_mm: float = 0.05, resample_tilt: bool = False
+) -> Volume:
     """Build the volume of one series from its data sets (pixel data included); see the module docstring."""
     if not datasets:
         raise VolumeError("no instances given")
@@ -227,14 +233,17 @@ def series_to_volume(datasets: Sequence[Dataset], *, spacing_tolerance_mm: float
         along = slices[-1].position - slices[0].position
         cos = abs(float(np.dot(along, normal))) / float(np.linalg.norm(along))
         tilt = math.degrees(math.acos(min(1.0, cos)))
-        if tilt > 0.01:
+        if tilt > 0.01 and not resample_tilt:
             raise VolumeError(
-                f"gantry tilt of {tilt:.2f} degrees (slices do not move along their normal): resample the series "
-                "onto an orthogonal grid first"
+                f"gantry tilt of {tilt:.2f} degrees (slices do not move along their normal): it is not resampled "
+                "for measurement or segmentation; reconstruct the series without tilt at the scanner"
             )
     array = np.empty((len(slices), first.rows, first.cols), dtype=np.float32)
     for k, s in enumerate(slices):
         array[k] = s.pixels.astype(np.float32) * np.float32(s.slope) + np.float32(s.intercept)
+    notes: tuple[str, ...] = ()
+    if len(slices) > 1 and resample_tilt and tilt > 0.01:
+        notes = _untilt(array, slices, row_dir, col_dir, first.spacing, tilt)
     rescale_type = str(images[0].get("RescaleType", ""))
     units = "HU" if modality == "CT" else (rescale_type or "stored value (rescaled)")
     direction = tuple(float(v) for v in np.column_stack([row_dir, col_dir, normal]).ravel())
@@ -248,6 +257,31 @@ def series_to_volume(datasets: Sequence[Dataset], *, spacing_tolerance_mm: float
         units=units,
         sop_uids=tuple(s.sop_uid for s in slices),
         excluded_localizers=excluded,
+        notes=notes,
+    )
+
+
+def _untilt(
+    array: NDArray[np.float32],
+    slices: list[_Slice],
+    row_dir: NDArray[np.float64],
+    col_dir: NDArray[np.float64],
+    spacing: tuple[float, float],
+    tilt: float,
+) -> tuple[str, ...]:
+    """Shift slice k in-plane (in place) by k times the in-plane part of the slice step: the orthogonal grid."""
+    from scipy import ndimage
+
+    step = (slices[-1].position - slices[0].position) / (len(slices) - 1)
+    along_row, along_col = float(np.dot(step, row_dir)), float(np.dot(step, col_dir))
+    fill = float(array.min())
+    for k in range(1, len(slices)):  # pixel (r, c) of slice k is at (r + k*b/sy, c + k*a/sx) of the new grid
+        shift = (k * along_col / spacing[0], k * along_row / spacing[1])
+        array[k] = ndimage.shift(array[k], shift, order=1, mode="constant", cval=fill)
+    moved = math.hypot(along_row, along_col) * (len(slices) - 1)
+    return (
+        f"gantry tilt of {tilt:.2f} degrees resampled onto an orthogonal grid (linear, slices shifted in-plane by up "
+        f"to {moved:.1f} mm; voxels outside the scanned region set to {fill:g})",
     )
 
 

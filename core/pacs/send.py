@@ -19,7 +19,7 @@ from core.store.audit import AuditObject
 from core.store.store import Store
 from core.store.users import record_access
 
-__all__ = ["RESULT_CLASSES", "SendReport", "What", "send_results"]
+__all__ = ["RESULT_CLASSES", "SendReport", "What", "send_results", "send_results_web"]
 
 log = logging.getLogger(__name__)
 What = Literal["seg", "rtstruct", "pdf", "all"]
@@ -42,6 +42,42 @@ def send_results(
     store: Store, access: Access, local: LocalAE, node: PacsNode, study_uid: str, what: What
 ) -> SendReport:
     """Send the stored instances of `what` in the study; raises PacsError when there is nothing at all to send."""
+    rows, classes, report = _select(store, access, node, study_uid, what, "dimse")
+    with open_association(local, node, storage_scu=sorted({UID(str(r[1])) for r in rows})) as assoc:
+        for sop_uid, sop_class, data in rows:
+            ds = pydicom.dcmread(io.BytesIO(data))
+            status = assoc.send_c_store(ds)
+            code = int(status.Status) if status is not None and "Status" in status else None
+            if code is None:
+                raise PacsError(f"the association with {node.name} dropped while sending {sop_uid}")
+            if code in (0x0000, 0xB000, 0xB007, 0xB006):
+                report.sent[classes[str(sop_class)]] += 1
+            else:
+                report.failed.append(f"{sop_uid}: status 0x{code:04X}")
+    log.info("sent %s of study %s to %s", report.sent, study_uid, node.name)
+    return report
+
+
+def send_results_web(
+    store: Store, access: Access, node: PacsNode, base_url: str, study_uid: str, what: What, *, timeout: float = 60
+) -> SendReport:
+    """STOW-RS the stored instances of `what` in the study to the node's DICOMweb URL (bytes as stored, one request
+    per kind); PacsError when there is nothing to send or the server refuses any instance."""
+    from core.pacs.dicomweb import stow
+
+    rows, classes, report = _select(store, access, node, study_uid, what, "dicomweb")
+    for kind in report.sent:
+        blobs = [data for _, sop_class, data in rows if classes[sop_class] == kind]
+        if blobs:
+            report.sent[kind] = stow(base_url, blobs, timeout=timeout)
+    log.info("sent %s of study %s to %s by STOW-RS", report.sent, study_uid, node.name)
+    return report
+
+
+def _select(
+    store: Store, access: Access, node: PacsNode, study_uid: str, what: What, transport: str
+) -> tuple[list[tuple[str, str, bytes]], dict[str, str], SendReport]:
+    """The stored instances to send (audited as pacs.send), their kinds and an empty report."""
     if access.permission is not Permission.READ_PATIENT_DATA:
         raise PermissionDeniedError("sending results to a PACS needs the 'read_patient_data' permission")
     kinds = list(RESULT_CLASSES) if what == "all" else [what]
@@ -60,7 +96,7 @@ def send_results(
                 access,
                 "pacs.send",
                 objects=[AuditObject("pacs_node", node.name), AuditObject("study", study_uid)],
-                details={"what": what, "instances": len(rows)},
+                details={"what": what, "instances": len(rows), "transport": transport},
             )
     report = SendReport(sent=dict.fromkeys(kinds, 0))
     present = {classes[str(r[1])] for r in rows}
@@ -70,16 +106,4 @@ def send_results(
             f"nothing to send: study {study_uid} has no stored {' / '.join(kinds)} result "
             "(create the result first; nothing was sent)"
         )
-    with open_association(local, node, storage_scu=sorted({UID(str(r[1])) for r in rows})) as assoc:
-        for sop_uid, sop_class, data in rows:
-            ds = pydicom.dcmread(io.BytesIO(data))
-            status = assoc.send_c_store(ds)
-            code = int(status.Status) if status is not None and "Status" in status else None
-            if code is None:
-                raise PacsError(f"the association with {node.name} dropped while sending {sop_uid}")
-            if code in (0x0000, 0xB000, 0xB007, 0xB006):
-                report.sent[classes[str(sop_class)]] += 1
-            else:
-                report.failed.append(f"{sop_uid}: status 0x{code:04X}")
-    log.info("sent %s of study %s to %s", report.sent, study_uid, node.name)
-    return report
+    return [(str(r[0]), str(r[1]), bytes(r[2])) for r in rows], classes, report

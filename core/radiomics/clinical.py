@@ -7,13 +7,18 @@ What makes it faster, without changing pyradiomics' numbers (bench/radiomics.py 
   grid needs plus ``PREFILTER_MARGIN_VOX`` voxels: the prefilter's boundary effect decays as 0.268**n, below double
   precision after ~30 voxels, so the values equal pyradiomics' (the whole image was 40 % of a plain run). The
   mask is sampled (nearest neighbour) from the whole mask without pyradiomics' full-size UInt32 copy;
-* diagnostics ("additionalInfo" with its image hashing) are off; during the call pyradiomics' ``getBinEdges`` is
-  swapped for a copy that takes min/max with numpy (same edges, ~1 s less on the demo tumour);
+* diagnostics ("additionalInfo" with its image hashing) are off; pyradiomics' ``getBinEdges`` takes min/max with
+  numpy instead of Python's builtins (same edges, ~1 s less on the demo tumour) in our feature units only: a
+  dispatcher installed once in place of pyradiomics' function uses the fast copy when the calling thread (or forked
+  worker) is running one of our units (a thread-local flag) and pyradiomics' own function otherwise, so nothing is
+  swapped back and forth while other threads run pyradiomics;
 * the image is resampled once; then shape, the original image, each LoG sigma and each wavelet sub-band are
   separate units run by forked worker processes when more than one CPU is available (not inside a daemon process
   such as a Dask worker), each unit exactly as pyradiomics' ``execute`` loop computes it.
 
-Not thread-safe (module state for the forked workers, the swapped ``getBinEdges``): one call at a time per process.
+Thread-safe: the module state the forked workers read is guarded by a lock, so concurrent calls from several
+threads run one after the other (each already uses the CPUs through its worker processes) and give the values a
+sequential run gives.
 
 IBSI fixes applied: pyradiomics ``Kurtosis`` is kurtosis + 3; its IBSI tag ``stat_kurt`` gets the excess kurtosis;
 the PCA axis lengths get the N - 1 covariance (the pyradiomics name stays alongside, the value is IBSI's). Other
@@ -27,6 +32,9 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -51,6 +59,8 @@ __all__ = [
 #: Extra original voxels kept beyond pyradiomics' pad distance (B-spline prefilter decay).
 PREFILTER_MARGIN_VOX = 48
 _STATE: dict[str, Any] = {}  # what forked workers read: extractor, resampled image and masks, settings
+_LOCK = threading.Lock()  # guards _STATE: one clinical_raw call at a time per process
+_LOCAL = threading.local()  # .fast: this thread (or forked worker) runs one of our units
 
 
 def quiet_pyradiomics() -> None:
@@ -119,7 +129,7 @@ def _fast_bin_edges(parameterValues: Any, **kwargs: Any) -> Any:  # noqa: N803 (
     """pyradiomics' ``getBinEdges`` with numpy's min/max instead of Python's builtins (which iterate element by
     element: ~1 s of a 512x512x150 run); the same arithmetic on the same values, so the same edges."""
     bin_count = kwargs.get("binCount")
-    if bin_count is not None:
+    if bin_count is not None or not getattr(_LOCAL, "fast", False):
         return _ORIGINAL_BIN_EDGES[0](parameterValues, **kwargs)
     bin_width = kwargs.get("binWidth", 25)
     minimum, maximum = np.min(parameterValues), np.max(parameterValues)
@@ -130,6 +140,31 @@ def _fast_bin_edges(parameterValues: Any, **kwargs: Any) -> Any:  # noqa: N803 (
 
 
 _ORIGINAL_BIN_EDGES: list[Any] = []
+
+
+def _install_bin_edges_dispatch() -> None:
+    """Put :func:`_fast_bin_edges` (which falls back to pyradiomics' own function outside our units) in place of
+    pyradiomics' ``getBinEdges``, once per process; never undone, so no thread sees a half-swapped module."""
+    from radiomics import imageoperations
+
+    with _LOCK_INSTALL:
+        if not _ORIGINAL_BIN_EDGES:
+            _ORIGINAL_BIN_EDGES.append(imageoperations.getBinEdges)
+            imageoperations.getBinEdges = _fast_bin_edges
+
+
+_LOCK_INSTALL = threading.Lock()
+
+
+@contextmanager
+def _fast_binning() -> Iterator[None]:
+    """Numpy min/max bin edges for pyradiomics calls made by this thread inside the block."""
+    before = getattr(_LOCAL, "fast", False)
+    _LOCAL.fast = True
+    try:
+        yield
+    finally:
+        _LOCAL.fast = before
 
 
 def _extractor(settings: dict[str, Any], config: RadiomicsConfig) -> Any:
@@ -162,6 +197,11 @@ def _units(config: RadiomicsConfig) -> list[tuple[str, int]]:
 
 def _run_unit(unit: tuple[str, int]) -> dict[str, float]:
     """Features of one image type (the k-th image its pyradiomics generator yields), as extractor.execute does."""
+    with _fast_binning():
+        return _compute_unit(unit)
+
+
+def _compute_unit(unit: tuple[str, int]) -> dict[str, float]:
     from radiomics import imageoperations
 
     ex, image, mask, bbox, settings = (_STATE[k] for k in ("ex", "image", "mask", "bbox", "settings"))
@@ -202,14 +242,18 @@ def _prepare(image: Any, mask: Any, settings: dict[str, Any]) -> None:
 def clinical_raw(image: Any, mask: Any, config: RadiomicsConfig, label: int = 1, workers: int | None = None) -> dict:  # type: ignore[type-arg]
     """pyradiomics feature values (name -> value) of (SimpleITK) image + mask under ``config``, cropped and parallel."""
     settings = dict(config.pyradiomics_settings) | {"label": label, "additionalInfo": False}
+    quiet_pyradiomics()
+    _install_bin_edges_dispatch()
+    with _LOCK:
+        return _clinical_raw_locked(image, mask, config, settings, workers)
+
+
+def _clinical_raw_locked(
+    image: Any, mask: Any, config: RadiomicsConfig, settings: dict[str, Any], workers: int | None
+) -> dict[str, float]:
     from radiomics import featureextractor
 
-    quiet_pyradiomics()
-    from radiomics import imageoperations
-
-    if not _ORIGINAL_BIN_EDGES:
-        _ORIGINAL_BIN_EDGES.append(imageoperations.getBinEdges)
-    imageoperations.getBinEdges = _fast_bin_edges  # for this call only (restored below), workers inherit it
+    label = int(settings["label"])
     try:  # resample once here, not once per parallel unit
         resampled = resample_cropped(image, mask, label, settings) if "resampledPixelSpacing" in settings else None
         if resampled is None:
@@ -232,7 +276,6 @@ def clinical_raw(image: Any, mask: Any, config: RadiomicsConfig, label: int = 1,
         raise RadiomicsInputError(f"pyradiomics refused the input: {exc}") from exc
     finally:
         _STATE.clear()
-        imageoperations.getBinEdges = _ORIGINAL_BIN_EDGES[0]
     for part in parts:
         out |= part
     return out

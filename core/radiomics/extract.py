@@ -62,7 +62,7 @@ class Feature:
 def read_images(image_path: Path, mask_path: Path, roi: str | None = None) -> tuple[Any, Any]:
     """Read an image (a file SimpleITK reads, or a folder holding one DICOM series) and its ROI mask: a label image
     on the same grid, or (with a series folder) an RT Structure Set whose ROI ``roi`` is rasterised."""
-    from core.radiomics.dicom_input import is_rtstruct, rtstruct_mask
+    from core.radiomics.dicom_input import dicom_modality, rtstruct_mask, seg_mask
 
     try:
         names: list[str] = []
@@ -75,12 +75,19 @@ def read_images(image_path: Path, mask_path: Path, roi: str | None = None) -> tu
             image = reader.Execute()
         else:
             image = sitk.ReadImage(str(image_path))
-        if is_rtstruct(mask_path):
+        modality = dicom_modality(mask_path)
+        if modality == "RTSTRUCT":
             if not names or roi is None:
                 raise RadiomicsInputError("an RT Structure Set needs a DICOM series folder as image and --roi NAME")
             return image, rtstruct_mask(image, names, mask_path, roi)
+        if modality == "SEG":
+            if not names:
+                raise RadiomicsInputError("a DICOM Segmentation needs a DICOM series folder as image")
+            return image, seg_mask(image, names, mask_path, roi)
         if roi is not None:
-            raise RadiomicsInputError("--roi selects a structure of an RT Structure Set; this mask is a label image")
+            raise RadiomicsInputError(
+                "--roi selects a structure of an RT Structure Set or a DICOM Segmentation; this mask is a label image"
+            )
         mask = sitk.ReadImage(str(mask_path))
     except RuntimeError as exc:
         detail = re.sub(r'"[^"]*"', "(file)", str(exc).strip().splitlines()[-1])  # no paths in user messages

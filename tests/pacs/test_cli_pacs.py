@@ -152,3 +152,25 @@ def test_send_results(
     assert received == {demo_study.manifest.rtstruct_sop_instance_uid, str(pydicom.dcmread(seg_path).SOPInstanceUID)}
     denied = pacs_cli("pacs", "send", "archive", "--study", uid, "--what", "seg", check=False, **AS_ADMIN)
     assert denied.returncode == 3
+
+
+def test_send_results_by_stow_rs(
+    pacs_cli: Cli, orthanc: OrthancServer, empty_orthanc: OrthancServer, demo_study: DemoStudy, tmp_path: Path
+) -> None:
+    add(pacs_cli, orthanc)
+    pacs_cli("pacs", "add", "webarchive", "--aet", empty_orthanc.aet, "--host", "127.0.0.1", "--port",
+             str(empty_orthanc.dicom_port), "--dicomweb", f"{empty_orthanc.url}/dicom-web", **AS_ADMIN)  # fmt: skip
+    add(pacs_cli, empty_orthanc, "noweb")
+    uid = demo_study.manifest.study_instance_uid
+    pacs_cli("pacs", "retrieve", "orthanc", "--study", uid, **AS_RAD)
+    seg_path = write_demo_seg(demo_study, tmp_path / "seg.dcm")
+    pacs_cli("import", str(seg_path), **AS_RAD)
+    no_url = pacs_cli("pacs", "send", "noweb", "--dicomweb", "--study", uid, "--what", "seg", check=False, **AS_RAD)
+    assert no_url.returncode == 2 and "has no DICOMweb URL" in no_url.stderr
+    assert empty_orthanc.instance_count() == 0
+    sent = pacs_cli("pacs", "send", "webarchive", "--dicomweb", "--study", uid, "--what", "all", **AS_RAD)
+    assert "1 seg, 1 rtstruct, 0 pdf" in sent.stdout and "no stored pdf" in sent.stderr
+    instances = empty_orthanc.get_json("/instances?expand")
+    assert isinstance(instances, list)
+    received = {i["MainDicomTags"]["SOPInstanceUID"] for i in instances}
+    assert received == {demo_study.manifest.rtstruct_sop_instance_uid, str(pydicom.dcmread(seg_path).SOPInstanceUID)}

@@ -148,3 +148,42 @@ def test_import_needs_the_import_permission(store: Store, tmp_path: Path) -> Non
 def test_missing_path_is_a_clear_error(store: Store, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file"):
         import_paths(store, RADIOLOGIST, [tmp_path / "absent"])
+
+
+def with_transfer_syntax(data: bytes, tsuid: str) -> bytes:
+    """The same data set bytes under a file meta header that names another transfer syntax."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import _read_file_meta_info
+    from pydicom.filewriter import write_file_meta_info
+
+    fp = io.BytesIO(data[132:])
+    meta = _read_file_meta_info(fp)
+    meta.TransferSyntaxUID = tsuid
+    out = DicomBytesIO()
+    write_file_meta_info(out, meta, enforce_standard=True)
+    return data[:132] + out.getvalue() + data[132 + fp.tell() :]
+
+
+@pytest.mark.parametrize(
+    ("tsuid", "message"),
+    [
+        ("1.2.3.4.5.6", "unsupported transfer syntax 1.2.3.4.5.6"),
+        ("1.2.840.10008.1.2", "says 1.2.840.10008.1.2 (Implicit VR Little Endian) but the data set is encoded"),
+        ("1.2.840.10008.1.2.4.90", "(compressed) but the pixel data is not encapsulated"),
+        ("1.2.840.10008.1.2.1.99", "cannot be parsed with its transfer syntax 1.2.840.10008.1.2.1.99 (Deflated"),
+    ],
+)
+def test_wrong_or_unsupported_transfer_syntax_is_refused_and_loses_nothing(
+    store: Store, tmp_path: Path, tsuid: str, message: str
+) -> None:
+    folder = tmp_path / "in"
+    study, series = write_series(folder, 3)
+    bad = with_transfer_syntax(ct_bytes(study=study, series=series, number=7), tsuid)
+    (folder / "bad.dcm").write_bytes(bad)
+    report = import_paths(store, RADIOLOGIST, [folder])
+    assert report.stored == 3 and count(store, "instances") == 3  # the rest of the import is kept
+    assert [Path(n).name for n, _ in report.damaged] == ["bad.dcm"] and not report.ok
+    assert message in report.damaged[0][1]
+    assert (folder / "bad.dcm").read_bytes() == bad  # the source file is untouched
+    again = import_paths(store, RADIOLOGIST, [folder])  # nothing half-stored: a re-run adds nothing, refuses again
+    assert again.stored == 0 and again.already_present == 3 and len(again.damaged) == 1

@@ -115,6 +115,22 @@ def test_gantry_tilt_is_refused_with_its_angle(ct: list[Dataset]) -> None:
         series_to_volume(ct)
 
 
+def test_gantry_tilt_resampled_on_request(ct: list[Dataset]) -> None:
+    straight = series_to_volume(ct)
+    for k, ds in enumerate(ct):  # 2.5 mm (one row) in y per 5 mm slice: a 26.57-degree tilt, whole-pixel shifts
+        pos = [float(v) for v in ds.ImagePositionPatient]
+        ds.ImagePositionPatient = [pos[0], pos[1] + k * 2.5, pos[2]]
+    with pytest.raises(VolumeError, match=r"gantry tilt of 26\.57 degrees .* not resampled"):
+        series_to_volume(ct)
+    vol = series_to_volume(ct, resample_tilt=True)
+    assert vol.array.shape == straight.array.shape and vol.spacing_mm == pytest.approx(straight.spacing_mm)
+    assert vol.origin_mm == pytest.approx(straight.origin_mm) and vol.sop_uids == straight.sop_uids
+    assert "gantry tilt of 26.57 degrees resampled" in vol.notes[0]
+    for k in range(vol.array.shape[0]):  # slice k's row r is now at row r + k: the same physical point
+        np.testing.assert_allclose(vol.array[k, k:], straight.array[k, : straight.array.shape[1] - k], atol=1e-3)
+        assert (vol.array[k, :k] == straight.array.min()).all()  # not scanned: the series minimum
+
+
 def test_localizers_are_excluded(ct: list[Dataset]) -> None:
     scout = copy.deepcopy(ct[0])
     scout.SOPInstanceUID = generate_uid()

@@ -69,18 +69,68 @@ def test_missing_label_is_a_clear_error(study: Path) -> None:
         extract_files(study / "ct", study / "truth" / "gtv.nii.gz", "clinical", label=2)
 
 
-def test_fast_bin_edges_equal_pyradiomics_and_are_restored(study: Path) -> None:
+def test_fast_bin_edges_equal_pyradiomics_and_only_in_our_units(study: Path) -> None:
     from radiomics import imageoperations
 
-    from core.radiomics.clinical import _fast_bin_edges
+    from core.radiomics import clinical
 
-    original = imageoperations.getBinEdges
+    image, mask = read_images(study / "ct", study / "truth" / "gtv.nii.gz")
+    clinical_raw(image, mask, get_config("clinical"), workers=1)
+    assert imageoperations.getBinEdges is clinical._fast_bin_edges  # installed once, never swapped back
+    original = clinical._ORIGINAL_BIN_EDGES[0]
+    assert original.__module__ == "radiomics.imageoperations"
+    calls: list[str] = []
+    real_min = clinical.np.min
     rng = np.random.default_rng(3)
     for values in (rng.normal(0, 300, 1000), rng.integers(-1000, 400, 500).astype(np.int16), np.full(5, 50.0)):
         for settings in ({"binWidth": 25.0}, {"binWidth": 7}, {"binCount": 16}):
-            assert np.array_equal(
-                np.asarray(_fast_bin_edges(values, **settings)), np.asarray(original(values, **settings))
-            )
+            with clinical._fast_binning():
+                fast = clinical._fast_bin_edges(values, **settings)
+            plain = clinical._fast_bin_edges(values, **settings)  # outside our units: pyradiomics' own function
+            assert np.array_equal(np.asarray(fast), np.asarray(original(values, **settings)))
+            assert np.array_equal(np.asarray(plain), np.asarray(original(values, **settings)))
+    try:  # which path runs: numpy's min only inside _fast_binning
+        clinical.np.min = lambda *a, **k: calls.append("np.min") or real_min(*a, **k)  # type: ignore[assignment]
+        clinical._fast_bin_edges(np.arange(10.0), binWidth=2)
+        assert calls == []
+        with clinical._fast_binning():
+            clinical._fast_bin_edges(np.arange(10.0), binWidth=2)
+        assert calls == ["np.min"]
+    finally:
+        clinical.np.min = real_min  # type: ignore[assignment]
+
+
+@pytest.mark.slow
+def test_concurrent_extractions_in_threads_give_identical_results(study: Path) -> None:
+    """Threads running our extraction (parallel and sequential) next to a plain pyradiomics run: every result equals
+    the sequential one and the plain run equals a plain run made alone."""
+    import threading
+
     image, mask = read_images(study / "ct", study / "truth" / "gtv.nii.gz")
-    clinical_raw(image, mask, get_config("clinical"), workers=1)
-    assert imageoperations.getBinEdges is original
+    cfg = get_config("clinical")
+    reference = clinical_raw(image, mask, cfg, workers=1)
+    plain_alone = _plain(image, mask)
+    results: dict[str, dict[str, float]] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, fn: Any) -> None:
+        try:
+            results[name] = fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    jobs = {
+        "parallel-a": lambda: clinical_raw(image, mask, cfg, workers=2),
+        "sequential": lambda: clinical_raw(image, mask, cfg, workers=1),
+        "parallel-b": lambda: clinical_raw(image, mask, cfg, workers=2),
+        "plain": lambda: _plain(image, mask),
+    }
+    threads = [threading.Thread(target=run, args=(name, fn)) for name, fn in jobs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and set(results) == set(jobs)
+    for name in ("parallel-a", "sequential", "parallel-b"):
+        assert results[name] == reference, name
+    assert results["plain"] == plain_alone
