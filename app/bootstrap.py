@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from core.security.roles import Permission
 from core.security.session import Access, Session
 from core.settings import Settings
 from core.store.store import PassphraseSource, Store
 from core.store.users import UserRepository, authorize
+
+if TYPE_CHECKING:  # the worker host is imported on demand: most commands never start a worker
+    from engines.host import WorkerHost
 
 __all__ = ["AppContext", "Credentials"]
 
@@ -29,6 +33,7 @@ class AppContext:
     credentials: Credentials
     _store: Store | None = field(default=None, init=False)
     _session: Session | None = field(default=None, init=False)
+    _worker: WorkerHost | None = field(default=None, init=False)
 
     def store(self) -> Store:
         if self._store is None:
@@ -50,7 +55,25 @@ class AppContext:
         """Sign in if needed, check the permission; refusals and break-glass grants are audited."""
         return authorize(self.store(), self.session(), permission, break_glass_reason=break_glass_reason)
 
+    def ensure_worker(self) -> WorkerHost:
+        """The background worker for this data dir: started (and supervised) unless one of ours is alive. When
+        another process's worker holds the single-worker lock, ours exits at once and that worker serves the queue.
+        The store key is handed over a pipe (a passphrase store cannot be opened by the worker on its own)."""
+        from core.jobs import JobQueue
+        from engines.host import WorkerHost
+
+        store = self.store()
+        if self._worker is None:
+            self._worker = WorkerHost(self.settings.data_dir, key=store.handover_key())
+        if not self._worker.is_alive():
+            self._worker.start()
+            self._worker.supervise(JobQueue(store))
+        return self._worker
+
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -52,16 +52,19 @@ def _pkg_version(name: str) -> str | None:
 def doctor(app: AppContext, as_json: bool) -> None:
     """Python, package versions, inference backends, keyring backend, data dir, GPU."""
     from core.store.keys import find_secure_keyring
-    from engines.backends.availability import probe_backends, probe_gpu
+    from engines.backends.availability import auto_choice, probe_backends, probe_gpu
 
     backend = find_secure_keyring()
+    backends = probe_backends()
     data_dir = app.settings.data_dir
     report = {
         "radplan": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
         "platform": platform.platform(),
         "packages": {name: _pkg_version(name) for name in _PACKAGES},
-        "inference_backends": [b.__dict__ for b in probe_backends()],
+        "inference_backends": [b.__dict__ for b in backends],
+        "auto_backend": auto_choice(backends),
+        "engine_cache": str(data_dir / "engines"),
         "keyring_backend": (
             f"{type(backend).__module__}.{type(backend).__qualname__}"
             if backend is not None

@@ -122,6 +122,27 @@ class Store:
             raise
         return store
 
+    @classmethod
+    def open_with_key(cls, data_dir: Path, key: bytes) -> Store:
+        """Open with the raw key handed over by the process that opened the store (the worker host's pipe)."""
+        paths = StorePaths(Path(data_dir))
+        if not paths.meta.exists():
+            raise StoreNotFoundError(f"no store in {paths.data_dir}: create one with 'radplan init'")
+        meta = StoreMeta.load(paths.meta)
+        if key_check_value(key) not in (meta.key_check, meta.pending_key_check):
+            raise WrongKeyError("the key handed over does not open this store; nothing was modified")
+        conn = connect(paths.database, key, key_is_verified=True)
+        try:
+            apply_migrations(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(paths, meta, conn, key)
+
+    def handover_key(self) -> bytes:
+        """The raw key, only to hand to our own worker process over a pipe (never argv, env, logs or disk)."""
+        return self._key
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()

@@ -1,4 +1,4 @@
-"""Which inference backends can run on this machine, and why not where they cannot."""
+"""Which inference backends can run on this machine, and why not where they cannot (for `radplan doctor`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-__all__ = ["BackendStatus", "probe_backends", "probe_gpu"]
+__all__ = ["BackendStatus", "auto_choice", "probe_backends", "probe_gpu"]
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,8 @@ class BackendStatus:
     name: str
     available: bool
     detail: str
+    #: devices it can run on here ("cuda", "cpu"), fastest first
+    devices: tuple[str, ...] = ()
 
 
 def probe_gpu() -> str:
@@ -36,31 +38,50 @@ def _version(module: str) -> tuple[object | None, str]:
     return mod, str(getattr(mod, "__version__", "?"))
 
 
+def _tensorrt() -> BackendStatus:
+    from engines.backends.base import BackendUnavailableError
+    from engines.backends.tensorrt_backend import import_tensorrt
+
+    try:
+        trt, cuda = import_tensorrt()
+    except BackendUnavailableError as exc:
+        return BackendStatus("tensorrt", False, f"unavailable: {exc}")
+    count = cuda.Device.count()
+    names = ", ".join(str(cuda.Device(i).name()) for i in range(count))
+    return BackendStatus("tensorrt", True, f"tensorrt {trt.__version__} FP16 on {names}", ("cuda",))
+
+
 def probe_backends() -> list[BackendStatus]:
-    result = []
-    trt, trt_v = _version("tensorrt")
-    cuda, cuda_v = _version("pycuda.driver")
-    if trt is None:
-        result.append(BackendStatus("tensorrt", False, f"tensorrt {trt_v}"))
-    elif cuda is None:
-        result.append(BackendStatus("tensorrt", False, f"tensorrt {trt_v}, but pycuda {cuda_v}"))
-    else:
-        try:
-            cuda.init()  # type: ignore[attr-defined]
-            count = cuda.Device.count()  # type: ignore[attr-defined]
-            result.append(BackendStatus("tensorrt", count > 0, f"tensorrt {trt_v}, {count} CUDA device(s)"))
-        except Exception as exc:
-            result.append(BackendStatus("tensorrt", False, f"tensorrt {trt_v}, CUDA init failed: {exc}"))
+    result = [_tensorrt()]
     ort, ort_v = _version("onnxruntime")
     if ort is None:
-        result.append(BackendStatus("onnxruntime", False, f"onnxruntime {ort_v}"))
+        result.append(BackendStatus("onnxruntime", False, f"unavailable: onnxruntime {ort_v}"))
     else:
         providers = ort.get_available_providers()  # type: ignore[attr-defined]
-        result.append(BackendStatus("onnxruntime", True, f"onnxruntime {ort_v}, providers {', '.join(providers)}"))
+        devices = ("cuda", "cpu") if "CUDAExecutionProvider" in providers else ("cpu",)
+        result.append(
+            BackendStatus("onnxruntime", True, f"onnxruntime {ort_v}, providers {', '.join(providers)}", devices)
+        )
     torch, torch_v = _version("torch")
     if torch is None:
-        result.append(BackendStatus("torch", False, f"torch {torch_v}"))
+        result.append(BackendStatus("torch", False, f"unavailable: torch {torch_v}"))
     else:
         gpu = torch.cuda.is_available()  # type: ignore[attr-defined]
-        result.append(BackendStatus("torch", True, f"torch {torch_v}, {'CUDA' if gpu else 'CPU only'}"))
+        result.append(
+            BackendStatus(
+                "torch", True, f"torch {torch_v}, {'CUDA' if gpu else 'CPU only'}", ("cuda", "cpu") if gpu else ("cpu",)
+            )
+        )
     return result
+
+
+def auto_choice(statuses: list[BackendStatus]) -> str:
+    """What `--backend auto` picks here (engines.backends.select.AUTO_ORDER), as 'name (device)'."""
+    from engines.backends.select import AUTO_ORDER
+
+    by_name = {s.name: s for s in statuses}
+    for name, device in AUTO_ORDER:
+        status = by_name.get(name)
+        if status is not None and status.available and device in status.devices:
+            return f"{name} ({device})"
+    return "none: no inference backend is available"

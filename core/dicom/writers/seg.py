@@ -79,16 +79,24 @@ def write_seg(
 ) -> Dataset:
     """A binary DICOM SEG (Explicit VR Little Endian) of the label map on `images` (see the module docstring)."""
     ordered = sort_along_normal(images)
-    if label_map.shape != (len(ordered), int(ordered[0].Rows), int(ordered[0].Columns)):
+    # a 4-D label_map (slices, rows, columns, segments) holds one 0/1 mask per segment; such masks may overlap
+    overlapping = label_map.ndim == 4
+    extra = (len(segments),) if overlapping else ()
+    if label_map.shape != (len(ordered), int(ordered[0].Rows), int(ordered[0].Columns), *extra):
         raise ValueError(
             f"label map shape {label_map.shape} does not match the series "
             f"({len(ordered)} slices of {ordered[0].Rows}x{ordered[0].Columns})"
+            + (f" and {len(segments)} segments" if overlapping else "")
         )
     if not segments:
         raise ValueError("at least one segment is needed")
-    top = int(label_map.max())
-    if top > len(segments) or int(label_map.min()) < 0:
-        raise ValueError(f"label values must be 0..{len(segments)} (one per segment), found {top}")
+    top = int(label_map.max()) if label_map.size else 0
+    if top > (1 if overlapping else len(segments)) or int(label_map.min()) < 0:
+        raise ValueError(
+            "a 4-D mask stack must hold 0/1 values"
+            if overlapping
+            else f"label values must be 0..{len(segments)} (one per segment), found {top}"
+        )
     algorithm = hd.AlgorithmIdentificationSequence(
         name=options.algorithm_name, family=Code("123109", "DCM", "Manual Processing")
         if options.manual else Code("123110", "DCM", "Automatic Processing"), version=options.algorithm_version
@@ -108,7 +116,9 @@ def write_seg(
     ]
     seg = hd.seg.Segmentation(
         source_images=ordered,
-        pixel_array=np.ascontiguousarray(label_map.astype(np.uint8 if len(segments) < 256 else np.uint16)),
+        pixel_array=np.ascontiguousarray(
+            label_map.astype(np.uint8 if overlapping or len(segments) < 256 else np.uint16)
+        ),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=generate_uid(),
