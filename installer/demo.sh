@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The main job on built-in defaults, until the end-to-end pipeline lands (issue 10): a fresh encrypted store in
-# demo-output/store, a synthetic thorax CT study (seed 1) with truth, RTSTRUCT, RTDOSE and a note, imported as a
-# radiologist, listed, and the audit trail verified.
+# The main job on built-in defaults (issue 10): a fresh encrypted store in demo-output/store with a demo admin and a
+# radiologist, then `radplan demo`: an embedded demo PACS (in-process pynetdicom SCP) serves a synthetic thorax CT
+# study (seed 1, 512x512x150) with an RT Dose and a clinical note; the whole pipeline runs against it (retrieve, AI
+# segmentation in the engine worker, radiomics, NLP, model scores, rule base, draft plan with DVH, PDF, C-STORE of
+# SEG/RTSTRUCT/PDF back) and the audit trail is verified. With a display and the GUI installed the app opens on the
+# result; headless (CI) it prints the PDF path. RADPLAN_DEMO_ARGS passes options (e.g. "--shape 128x128x60").
 # The store key goes to the OS keyring when a Secret Service runs, else it is wrapped by a demo passphrase
 # (RADPLAN_PASSPHRASE, default below: for demo data only, never for patient data).
 set -euo pipefail
@@ -16,8 +19,11 @@ admin=(env RADPLAN_USER=demo-admin RADPLAN_PASSWORD=demo-admin-password)
 rad=(env RADPLAN_USER=demo-rad RADPLAN_PASSWORD=demo-rad-password)
 "${admin[@]}" "$RADPLAN" init --admin demo-admin
 "${admin[@]}" RADPLAN_NEW_PASSWORD=demo-rad-password "$RADPLAN" user add demo-rad --role radiologist
-"$RADPLAN" demo-data "$OUT/study" --seed 1
-"${rad[@]}" "$RADPLAN" import "$OUT/study"
-"${rad[@]}" "$RADPLAN" studies
+headless=(--headless)
+if { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; } && "$RADPLAN" gui --help >/dev/null 2>&1; then
+    headless=()  # a display and the GUI: the app opens on the result
+fi
+# shellcheck disable=SC2086  # RADPLAN_DEMO_ARGS is a list of options
+"${rad[@]}" "$RADPLAN" demo --out "$OUT/demo" "${headless[@]}" ${RADPLAN_DEMO_ARGS:-}
 "${admin[@]}" "$RADPLAN" audit verify
-echo "demo done: store in $RADPLAN_DATA_DIR, study files in $OUT/study (users demo-admin / demo-rad)"
+echo "demo done: store in $RADPLAN_DATA_DIR, study and results in $OUT/demo (users demo-admin / demo-rad)"

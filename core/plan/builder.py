@@ -73,9 +73,12 @@ class StudyObjects:
 PLAN_TARGETS_SERIES_DESCRIPTION = "Plan targets (RadPlan)"
 
 
-def load_study_objects(conn: Connection, study_uid: str, *, ct_pixels: bool = False) -> StudyObjects:
-    """Read the study's CT, latest clinical RT Structure Set (not RadPlan's exported plan targets) and latest RT Dose
-    from the store (inside ``conn``'s transaction; the caller audits). ValueError when the study is not there."""
+def load_study_objects(
+    conn: Connection, study_uid: str, *, ct_pixels: bool = False, rtstruct_uid: str | None = None
+) -> StudyObjects:
+    """Read the study's CT, latest clinical RT Structure Set (not RadPlan's exported plan targets; ``rtstruct_uid``:
+    that one instead) and latest RT Dose from the store (inside ``conn``'s transaction; the caller audits).
+    ValueError when the study is not there."""
     row = conn.execute(
         "SELECT st.id, p.patient_id, p.name, st.study_date, st.accession FROM studies st "
         "JOIN patients p ON p.id = st.patient_fk WHERE st.study_uid = ?",
@@ -85,15 +88,17 @@ def load_study_objects(conn: Connection, study_uid: str, *, ct_pixels: bool = Fa
         raise ValueError(f"no study {study_uid} in the store")
     objects = StudyObjects(study_uid, str(row[1]), str(row[2]), str(row[3]), str(row[4]))
     rows = conn.execute(
-        "SELECT se.modality, d.data FROM instances i JOIN series se ON se.id = i.series_fk "
+        "SELECT se.modality, d.data, i.sop_uid FROM instances i JOIN series se ON se.id = i.series_fk "
         "JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.modality IN ('CT', 'RTSTRUCT', "
         "'RTDOSE') AND NOT (se.modality = 'RTSTRUCT' AND se.description = ?) ORDER BY i.id",
         (row[0], PLAN_TARGETS_SERIES_DESCRIPTION),
     ).fetchall()
-    for modality, data in rows:
+    for modality, data, sop_uid in rows:
         if modality == "CT":
             objects.ct.append(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not ct_pixels))
         elif modality == "RTSTRUCT":
+            if rtstruct_uid is not None and sop_uid != rtstruct_uid:
+                continue
             objects.rtstruct = pydicom.dcmread(io.BytesIO(data))
         else:
             objects.rtdose = pydicom.dcmread(io.BytesIO(data))
@@ -363,11 +368,18 @@ def _decision_support(
 
 
 def build_plan_content(
-    store: Store, access: Access, study_uid: str, prescription: Prescription, options: PlanOptions
+    store: Store,
+    access: Access,
+    study_uid: str,
+    prescription: Prescription,
+    options: PlanOptions,
+    *,
+    rtstruct_uid: str | None = None,
 ) -> PlanContent:
-    """Everything a new plan version holds, computed from the stored study (audited as 'plan.build')."""
+    """Everything a new plan version holds, computed from the stored study (audited as 'plan.build');
+    ``rtstruct_uid``: build on that RT Structure Set (e.g. the AI one of core/pipeline) instead of the latest."""
     with store.transaction() as conn:
-        objects = load_study_objects(conn, study_uid)
+        objects = load_study_objects(conn, study_uid, rtstruct_uid=rtstruct_uid)
         accepted = accepted_recommendation(conn, objects.patient_id)
         details = {"rtstruct": objects.rtstruct is not None, "rtdose": objects.rtdose is not None}
         record_access(conn, access, "plan.build", objects=[AuditObject("study", study_uid)], details=details)

@@ -30,8 +30,16 @@ def expand_mask(
         return mask.copy()
     dx, dy, dz = spacing_mm
     mx, my, mz = (max(m, 1e-9) for m in margins_mm)
-    distance = ndimage.distance_transform_edt(~mask, sampling=(dz / mz, dy / my, dx / mx))
-    return np.asarray(distance <= 1.0 + 1e-9, dtype=bool)
+    # Only the mask's bounding box plus the margin can change: the distance transform runs there (same result).
+    kji = np.argwhere(mask)
+    pad = [int(np.ceil(m / d)) + 1 for m, d in ((mz, dz), (my, dy), (mx, dx))]
+    low = [max(0, int(v) - p) for v, p in zip(kji.min(axis=0), pad, strict=True)]
+    high = [min(n, int(v) + p + 1) for v, p, n in zip(kji.max(axis=0), pad, mask.shape, strict=True)]
+    box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
+    distance = ndimage.distance_transform_edt(~mask[box], sampling=(dz / mz, dy / my, dx / mx))
+    out = np.zeros(mask.shape, dtype=bool)
+    out[box] = distance <= 1.0 + 1e-9
+    return out
 
 
 def mask_to_structure(

@@ -12,7 +12,7 @@ Mask arrays are indexed ``[slice, row, column]`` in the order of :attr:`ImageSer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -22,7 +22,6 @@ from pydicom import Dataset, config
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, RTStructureSetStorage, generate_uid
-from skimage import draw, measure
 
 __all__ = [
     "ImageSeriesReference",
@@ -38,9 +37,29 @@ __all__ = [
 
 _Polygon = NDArray[np.float64]
 # scikit-image has no type annotations for these.
-_find_contours = cast(Callable[..., list[_Polygon]], measure.find_contours)
-_approximate_polygon = cast(Callable[[_Polygon, float], _Polygon], measure.approximate_polygon)
-_draw_polygon = cast(Callable[..., tuple[NDArray[np.intp], NDArray[np.intp]]], draw.polygon)
+
+
+# scikit-image (and scipy under it) is imported on first use: importing this module stays cheap for the CLI and GUI.
+def _find_contours(image: NDArray[np.float64], level: float, *, fully_connected: str) -> list[_Polygon]:
+    from skimage import measure
+
+    contours = measure.find_contours(image, level, fully_connected=fully_connected)  # type: ignore[no-untyped-call]
+    return cast(list[_Polygon], contours)
+
+
+def _approximate_polygon(contour: _Polygon, tolerance: float) -> _Polygon:
+    from skimage import measure
+
+    return cast(_Polygon, measure.approximate_polygon(contour, tolerance))  # type: ignore[no-untyped-call]
+
+
+def _draw_polygon(
+    rows: NDArray[np.float64], cols: NDArray[np.float64], *, shape: tuple[int, ...]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    from skimage import draw
+
+    return cast(tuple[NDArray[np.intp], NDArray[np.intp]], draw.polygon(rows, cols, shape=shape))  # type: ignore[no-untyped-call]
+
 
 #: RT ROI Interpreted Type values of PS3.3 C.8.8.8 accepted by :class:`RoiSpec`.
 INTERPRETED_TYPES = frozenset(
