@@ -17,9 +17,13 @@ from app.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, env_or_prompt
 from app.cli.data_cmds import demo_data, import_cmd, studies
 from app.cli.decision_cmds import feedback, recommend_cmd, risk_model, rules
 from app.cli.doctor import doctor
+from app.cli.gui_cmds import gui, has_display
+from app.cli.model_cmds import model
 from app.cli.pacs_cmds import export, pacs
 from app.cli.plan_cmds import dvh, plan
 from app.cli.radiomics_cmds import radiomics
+from app.cli.run_cmds import demo, run
+from app.cli.segment_cmds import engine_worker, jobs, segment, worker
 from app.cli.store_cmds import init, store
 from app.cli.user_cmds import user
 from app.config import load_settings
@@ -98,12 +102,23 @@ for command in (
     feedback,
     dvh,
     plan,
+    run,
+    demo,
+    gui,
+    model,
+    segment,
+    worker,
+    jobs,
+    engine_worker,
 ):
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user-facing errors become one line on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args and has_display():  # `radplan` alone opens the workstation window where one can be shown
+        argv = ["gui"]
     try:
         # standalone_mode=False: click returns a command's Exit(code) as the return value instead of raising it
         code = cli.main(args=argv, prog_name="radplan", standalone_mode=False)

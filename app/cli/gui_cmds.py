@@ -1,0 +1,98 @@
+"""`radplan gui`: the workstation window (also what `radplan` with no command opens when a display exists).
+
+`--smoke` builds a throw-away store with a demo study and a radiologist, signs in, opens the study, renders every
+panel, optionally saves a screenshot of the whole window, and exits 0 (1 when the render is blank)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from app.bootstrap import AppContext
+from app.cli.common import pass_app
+
+__all__ = ["gui", "has_display"]
+
+
+def has_display() -> bool:
+    """True when a window can be shown (X11/Wayland display, Windows/macOS, or an offscreen Qt platform)."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal", "vnc"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _backend_name() -> str:
+    """The inference backend the engine will prefer, from what is installed (no heavy import)."""
+    for name, module in (("TensorRT", "tensorrt"), ("ONNX Runtime", "onnxruntime"), ("PyTorch", "torch")):
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return "none installed"
+
+
+@click.command("gui")
+@click.option("--smoke", is_flag=True, help="Demo store and study, render every panel, exit (for tests and CI).")
+@click.option(
+    "--screenshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --smoke: save a PNG of the whole window here.",
+)
+@click.option("--study", "study_uid", metavar="UID", help="Open this study after sign-in.")
+@click.option("--startup-probe", is_flag=True, hidden=True, help="Print the start-up time once visible, exit (bench).")
+@pass_app
+def gui(app: AppContext, smoke: bool, screenshot: Path | None, study_uid: str | None, startup_probe: bool) -> None:
+    """Open the workstation window: worklist, viewer, segmentation, analysis, plan review, jobs, settings."""
+    if not has_display():
+        raise click.ClickException("no display: set DISPLAY (or run under xvfb-run) to open the window")
+    if screenshot is not None and not smoke:
+        raise click.UsageError("--screenshot goes with --smoke")
+    started = time.perf_counter()
+    from core.workstation.context import WorkstationContext
+    from ui.app import create_application, install_excepthook, keep_torch_out
+
+    backend = _backend_name()  # before the blocker: find_spec("torch") must still see the installed package
+    keep_torch_out()
+    qt_app = create_application()
+    if smoke:
+        from ui.smoke import run_smoke
+
+        code = run_smoke(qt_app, screenshot, started)
+        raise click.exceptions.Exit(code)
+    ensure = getattr(app, "ensure_worker", None)
+    ctx = WorkstationContext(settings=app.settings, open_store=app.store, ensure_worker=ensure,
+                             backend_name=lambda: backend)  # fmt: skip
+    from ui.main_window import MainWindow
+
+    window = MainWindow(ctx)
+    install_excepthook(window.show_error)
+    window.show()
+    if startup_probe:
+        _probe(qt_app, window, started)
+    if study_uid:
+        window.signed_in.connect(lambda: window.open_study(study_uid))
+    code = qt_app.exec()
+    raise click.exceptions.Exit(code)
+
+
+def _probe(qt_app: object, window: object, started: float) -> None:
+    """bench/gui_startup.py: report when the window is exposed (seconds since this command started; the caller adds
+    interpreter start-up) and which heavy modules were loaded by then, then quit."""
+    from PySide6.QtCore import QTimer
+
+    def check() -> None:
+        if window.isVisible() and window.windowHandle() is not None and window.windowHandle().isExposed():  # type: ignore[attr-defined]
+            heavy = [m for m in ("torch", "onnxruntime", "radiomics", "spacy", "sklearn", "vtkmodules.vtkRenderingCore",
+                                 "pyqtgraph", "pynetdicom") if m in sys.modules]  # fmt: skip
+            click.echo(f"gui-visible {time.perf_counter() - started:.4f} cpu={time.process_time():.4f} "
+                       f"heavy={','.join(heavy) or '-'}", err=True)  # fmt: skip
+            qt_app.quit()  # type: ignore[attr-defined]
+        else:
+            QTimer.singleShot(5, check)
+
+    QTimer.singleShot(0, check)
