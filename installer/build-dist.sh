@@ -2,7 +2,8 @@
 # `make dist`: the PyInstaller one-folder bundle (no PyTorch), then .deb, .tar.gz, CycloneDX SBOM and SHA256SUMS in
 # dist/release/, signed when RADPLAN_SIGNING_KEY (with GNUPGHOME) is set. Reproducible: SOURCE_DATE_EPOCH is the
 # last commit's time unless given; PYTHONHASHSEED is fixed.
-# Size budget: the unpacked bundle must stay under RADPLAN_BUNDLE_BUDGET_MB (default 1200 MB).
+# Size budget: the unpacked bundle must stay under RADPLAN_BUNDLE_BUDGET_MB (default 1500 MB; it was 1200 MB until
+# the GUI joined the bundle: VTK rendering and Qt OpenGL/PDF took it from 1098 to 1388 MB).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,7 +16,7 @@ VERSION=$(.venv/bin/python -c 'from importlib.metadata import version; print(ver
   installer/pyinstaller/radplan.spec
 BUNDLE="$BUILD/dist/radplan"
 size_mb=$(( $(du -sk "$BUNDLE" | cut -f1) / 1024 ))
-budget="${RADPLAN_BUNDLE_BUDGET_MB:-1200}"
+budget="${RADPLAN_BUNDLE_BUDGET_MB:-1500}"
 echo "bundle: $BUNDLE, ${size_mb} MB (budget ${budget} MB)"
 if [ "$size_mb" -gt "$budget" ]; then
   echo "build-dist: the bundle (${size_mb} MB) is over its size budget (${budget} MB)" >&2
