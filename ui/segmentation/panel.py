@@ -4,7 +4,6 @@ eraser and seeded region growing (core.segmentation.edit), undo/redo, save as a 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,23 +27,9 @@ from ui.workers import CancelledTask, CancelToken, TaskInfo
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
 
-__all__ = ["SegmentationPanel", "load_label_masks"]
+__all__ = ["SegmentationPanel"]
 
 TOOLS = ("brush", "eraser", "region grow")
-
-
-def load_label_masks(out_dir: Path, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """The engine's DIR/<label>.nii.gz masks (on the source CT grid, [z, y, x])."""
-    import SimpleITK as sitk  # noqa: N813
-
-    masks = {}
-    for path in sorted(Path(out_dir).glob("*.nii.gz")):
-        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.uint8)
-        if arr.shape == tuple(shape):
-            masks[path.name[: -len(".nii.gz")]] = (arr > 0).astype(np.uint8)
-    if not masks:
-        raise FileNotFoundError(f"the segmentation result in {out_dir} has no masks that fit the open volume")
-    return masks
 
 
 class SegmentationPanel(QWidget):
@@ -111,9 +96,9 @@ class SegmentationPanel(QWidget):
         store, ensure_worker = self.shell.store, self.shell.ctx.ensure_worker
         access = self.shell.access(Permission.RUN_ANALYSIS)
         queue = JobQueue(store)  # type: ignore[arg-type]
-        out_dir = self.shell.ctx.settings.data_dir / "segmentations" / f"{study.study_uid}-{int(time.time() * 1000)}"
-        payload: dict[str, Any] = {"study_uid": study.study_uid, "series_uid": study.volume.series_uid,
-                                   "out_dir": str(out_dir)}  # fmt: skip
+        read_access = self.shell.access(Permission.READ_PATIENT_DATA)
+        # No out_dir: the engine stores the SEG in the encrypted store only (no mask files in the clear on disk).
+        payload: dict[str, Any] = {"study_uid": study.study_uid, "series_uid": study.volume.series_uid}
         if self.method.currentIndex() == 0:
             payload |= {"backend": "auto", "model": self.model_name}
         else:
@@ -145,7 +130,11 @@ class SegmentationPanel(QWidget):
             if job.status == "failed":
                 raise RuntimeError(job.error or "the segmentation failed")
             report(0.99, "loading the masks")
-            masks = load_label_masks(Path(job.result["out_dir"]), study.volume.array.shape)
+            from core.segmentation.service import load_segmentation
+
+            masks = load_segmentation(store, read_access, study.study_uid)  # type: ignore[arg-type]
+            if any(m.shape != study.volume.array.shape for m in masks.values()):
+                raise RuntimeError("the stored segmentation does not fit the open series")
             return job, masks
 
         self.run_btn.setEnabled(False)
