@@ -31,6 +31,7 @@ from core.security.session import Access, User
 from core.segmentation.models import DEFAULT_MODEL
 from core.segmentation.result import SegmentationResult
 from core.store.audit import AuditObject
+from core.store.database import Connection
 from core.store.store import Store, utc_now
 from core.store.users import record_access
 
@@ -126,6 +127,16 @@ def _to_series(datasets: list[Dataset]) -> CtSeries:
     return CtSeries(series_to_volume(images), images)
 
 
+def _series_blobs(conn: Connection, series_uid: str) -> list[tuple[bytes]]:
+    """The stored bytes of every instance of one series, in the order they were stored."""
+    rows = conn.execute(
+        "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
+        "ON se.id = i.series_fk WHERE se.series_uid = ? ORDER BY i.id",
+        (series_uid,),
+    ).fetchall()
+    return [(bytes(r[0]),) for r in rows]
+
+
 def load_ct_series(store: Store, access: Access, study_uid: str, series_uid: str | None = None) -> CtSeries:
     """The study's CT series (the given one, else the CT series with most images) with its images (audited)."""
     if access.permission is not Permission.READ_PATIENT_DATA:
@@ -144,11 +155,7 @@ def load_ct_series(store: Store, access: Access, study_uid: str, series_uid: str
             series_uid = (ct or candidates)[0]
         elif series_uid not in candidates:
             raise VolumeError(f"series {series_uid} is not an image series of study {study_uid} in the store")
-        blobs = conn.execute(
-            "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
-            "ON se.id = i.series_fk WHERE se.series_uid = ? ORDER BY i.id",
-            (series_uid,),
-        ).fetchall()
+        blobs = _series_blobs(conn, series_uid)
         record_access(
             conn,
             access,
@@ -244,11 +251,7 @@ def load_segmentation(store: Store, access: Access, study_uid: str) -> dict[str,
             "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id WHERE i.sop_uid = ?",
             (meta["seg_sop_instance_uid"],),
         ).fetchone()
-        images = conn.execute(
-            "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
-            "ON se.id = i.series_fk WHERE se.series_uid = ? ORDER BY i.id",
-            (meta["source_series_uid"],),
-        ).fetchall()
+        images = _series_blobs(conn, meta["source_series_uid"])
         record_access(
             conn,
             access,
