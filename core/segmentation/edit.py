@@ -29,6 +29,7 @@ __all__ = [
     "EditError",
     "Mask",
     "add",
+    "bounding_box",
     "erase",
     "expand_margin_mm",
     "fill_holes",
@@ -121,14 +122,31 @@ def expand_margin_mm(mask: NDArray[Any], spacing_mm: Spacing, margin_mm: float |
 def largest_component(mask: NDArray[Any], min_fraction: float = 1.0) -> NDArray[np.bool_]:
     """Keep the largest 26-connected component, plus any other of at least ``min_fraction`` of its size."""
     m = _bool(mask)
-    labels, n = ndimage.label(m, structure=np.ones((3, 3, 3), dtype=bool))
+    box = bounding_box(m)
+    if box is None:
+        return m
+    labels, n = ndimage.label(m[box], structure=np.ones((3, 3, 3), dtype=bool))  # labelling costs ~ its volume
     if n <= 1:
-        return np.asarray(m, dtype=bool)
+        return m
     sizes = np.bincount(labels.ravel())[1:]
     keep = np.flatnonzero(sizes >= min(min_fraction, 1.0) * sizes.max()) + 1
     if min_fraction >= 1.0:
         keep = np.array([int(np.argmax(sizes)) + 1])
-    return np.isin(labels, keep)
+    out = np.zeros_like(m)
+    out[box] = keep[0] == labels if keep.size == 1 else np.isin(labels, keep)
+    return out
+
+
+def bounding_box(mask: NDArray[Any]) -> tuple[slice, ...] | None:
+    """The smallest box (one slice per axis) holding every non-zero voxel; None for an empty mask."""
+    m = np.asarray(mask)
+    box: list[slice] = []
+    for axis in range(m.ndim):
+        hit = np.flatnonzero(np.any(m, axis=tuple(a for a in range(m.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
 
 
 def region_grow(

@@ -24,6 +24,8 @@ from numpy.typing import NDArray
 
 from core.errors import RadPlanError
 from core.resources import resource_path
+from core.segmentation.edit import EditError
+from core.segmentation.refine import LesionRefinement
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -115,6 +117,7 @@ class ModelManifest:
     torch: TorchReference | None = None
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     largest_component: Mapping[str, float] = field(default_factory=dict)
+    refine: Mapping[str, LesionRefinement] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -168,6 +171,17 @@ def _tuple3(value: Any, kind: type, what: str) -> Any:
     return items
 
 
+def _refinements(value: Mapping[str, Any], labels: tuple[str, ...]) -> dict[str, LesionRefinement]:
+    try:
+        rules = {str(k): LesionRefinement.from_json(v) for k, v in value.items()}
+    except EditError as exc:
+        raise ModelError(f"manifest 'refine': {exc}") from exc
+    unknown = sorted(({*rules} | {o for r in rules.values() for o in r.within}) - set(labels))
+    if unknown:
+        raise ModelError(f"manifest 'refine' names structures the model does not output: {', '.join(unknown)}")
+    return rules
+
+
 def load_manifest(directory: Path) -> ModelManifest:
     """Read ``directory/manifest.json`` (not the model file: see ModelManifest.verify)."""
     directory = Path(directory)
@@ -218,6 +232,7 @@ def load_manifest(directory: Path) -> ModelManifest:
             ),
             derived=derived,
             largest_component={str(k): float(v) for k, v in data.get("largest_component", {}).items()},
+            refine=_refinements(data.get("refine", {}), labels),
             extra={k: v for k, v in data.items() if k in ("training", "metrics", "description")},
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:

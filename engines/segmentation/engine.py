@@ -1,5 +1,5 @@
 """One segmentation, end to end on a volume: prepare -> sliding-window inference on a backend -> restore ->
-structure masks, with progress, cancellation and the out-of-memory fallback.
+structure masks -> the manifest's lesion edge refinement, with progress, cancellation and the out-of-memory fallback.
 
 Out of memory (GPU or host, any backend: engines.backends.base.is_out_of_memory): the batch is halved down to 1,
 then the patch is halved (kept a multiple of the model's divisible_by, at least twice it), then, when the backend
@@ -19,7 +19,7 @@ from core.dicom.volumes import Volume
 from core.segmentation.models import ModelManifest
 from core.segmentation.result import SegmentationResult, mask_volumes_cc
 from engines.backends.base import Backend, is_out_of_memory
-from engines.segmentation.postprocess import restore, structure_masks
+from engines.segmentation.postprocess import final_masks, restore
 from engines.segmentation.preprocess import prepare
 from engines.segmentation.sliding_window import sliding_window_predict
 
@@ -108,9 +108,9 @@ def segment_volume(
     report(0.92, "restoring the masks on the CT grid")
     labels = restore(probs, prepared)
     del probs
-    masks = {
-        name: np.ascontiguousarray(mask, dtype=np.uint8) for name, mask in structure_masks(labels, manifest).items()
-    }
+    raw, refined = final_masks(labels, manifest, volume.array, volume.spacing_mm)
+    masks = {name: np.ascontiguousarray(mask, dtype=np.uint8) for name, mask in raw.items()}
+    notes.extend(refined)
     timings["postprocess"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     report(1.0, "segmentation done")

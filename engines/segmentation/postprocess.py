@@ -1,6 +1,7 @@
 """Back to the source grid: the model's probabilities are resampled (linear, per class) onto the source CT grid
 and only then turned into labels (argmax), so boundaries are placed between model voxels rather than on them.
-Then the manifest's rules give one mask per structure (``derived`` unions, largest connected component)."""
+Then the manifest's rules give one mask per structure (``derived`` unions, largest connected component), and its
+``refine`` rules re-draw a lesion's edge on the CT itself (core.segmentation.refine)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from numpy.typing import NDArray
 
 from core.segmentation.edit import largest_component
 from core.segmentation.models import ModelManifest
+from core.segmentation.refine import refine_structures
 from engines.segmentation.preprocess import Prepared
 
-__all__ = ["largest_component", "restore", "structure_masks"]
+__all__ = ["final_masks", "largest_component", "restore", "structure_masks"]
 
 
 def _resample_back(channel: NDArray[np.float32], prepared: Prepared) -> NDArray[np.float32]:
@@ -48,3 +50,39 @@ def restore(probs: NDArray[np.float32], prepared: Prepared) -> NDArray[np.uint8]
 def structure_masks(labels: NDArray[np.integer[Any]], manifest: ModelManifest) -> dict[str, NDArray[np.uint8]]:
     """One 0/1 mask per output structure (manifest ``derived`` unions, then its largest-component rule)."""
     return manifest.structure_masks(labels)
+
+
+def final_masks(
+    labels: NDArray[np.integer[Any]], manifest: ModelManifest, hu: NDArray[Any], spacing_mm: tuple[float, float, float]
+) -> tuple[dict[str, NDArray[np.uint8]], list[str]]:
+    """Structure masks with the manifest's ``refine`` rules applied on the source CT (HU, [z, y, x], spacing x, y,
+    z); returns the masks and one note per refined structure. Without rules: ``structure_masks``.
+
+    Order: the lesion's own largest component -> edge refinement -> the refined lesion is taken out of every
+    other structure that does not contain it by definition (a ``derived`` union such as the body) -> the other
+    structures' largest components. Taking the lesion out first matters: the network can label part of a
+    tumour as another soft-tissue class (held-out seed 0 had a "spinal cord" blob inside the tumour, larger than
+    the real cord, which the largest-component rule then kept)."""
+    if not manifest.refine:
+        return structure_masks(labels, manifest), []
+    masks = manifest.structure_masks(labels, clean=False)
+    keep = dict(manifest.largest_component)
+    for name in manifest.refine:
+        if name in keep and name in masks:
+            masks[name] = largest_component(masks[name], keep.pop(name)).astype(np.uint8)
+    masks, notes = refine_structures(masks, hu, spacing_mm, manifest.refine)
+    lesions = [masks[name] != 0 for name in manifest.refine if name in masks]
+    lesion = np.logical_or.reduce(lesions) if lesions else None
+    for name in list(masks):
+        if name in manifest.refine:
+            continue
+        mask = masks[name] != 0
+        contains = set(manifest.derived.get(name, ())) & set(manifest.refine)
+        if lesion is not None and not contains:
+            mask &= ~lesion
+        elif lesion is not None:
+            mask |= lesion
+        if name in keep:
+            mask = largest_component(mask, min_fraction=keep[name])
+        masks[name] = mask.astype(np.uint8)
+    return masks, notes

@@ -219,10 +219,20 @@ def export_onnx(model: torch.nn.Module, path: Path, patch_size: Sequence[int]) -
     )  # fmt: skip
 
 
+#: 1.1.0: the GTV edge is re-drawn on the CT (core.segmentation.refine); 1.0.0 used the network's argmax alone.
+MODEL_VERSION = "1.1.0"
+#: The GTV edge refinement written into the manifest (parameters chosen on training seeds 1000-1005, see
+#: docs/segmentation.md): -400 HU is halfway between lung (-865) and solid tumour (30 HU).
+REFINE = {
+    "gtv": {"threshold_hu": -400.0, "search_mm": 10.0, "open_mm": 2.0, "open_fraction": 0.25,
+            "within": ["lung_left", "lung_right"]},
+}  # fmt: skip
+
+
 def write_manifest(out_dir: Path, config: TrainConfig, record: dict[str, Any]) -> dict[str, Any]:
     organs = [n for n in LABELS if n != "background"]
     manifest = {
-        "name": "radplan-thorax-unet", "version": "1.0.0", "task": "segmentation", "format": "onnx",
+        "name": "radplan-thorax-unet", "version": MODEL_VERSION, "task": "segmentation", "format": "onnx",
         "file": "model.onnx", "sha256": sha256_file(out_dir / "model.onnx"),
         "torch": {"file": "model.pt", "sha256": sha256_file(out_dir / "model.pt"),
                   "architecture": "engines.segmentation.unet:UNet3D",
@@ -233,6 +243,7 @@ def write_manifest(out_dir: Path, config: TrainConfig, record: dict[str, Any]) -
         "input_name": "image", "output_name": "logits", "model_card": "MODEL_CARD.md",
         "derived": {"body": organs},
         "largest_component": {n: 1.0 for n in organs},
+        "refine": REFINE,
         "description": "3-D U-Net for the synthetic demo thorax; trained on synthetic data, not for clinical use",
         "training": record,
     }  # fmt: skip

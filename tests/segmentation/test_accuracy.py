@@ -1,10 +1,10 @@
 """Accuracy of the shipped thorax model on held-out demo studies (seeds never used in training) at the demo's full
 resolution (512 x 512 x 150, 0.8 x 0.8 x 2.5 mm): the CT is read back from the written DICOM series and goes through
-prepare -> sliding_window_predict -> restore -> structure_masks with ONNX Runtime on the CPU (PyTorch/ONNX Runtime
-parity is tested in tests/engine). Issue 4's thresholds: Dice >= 0.90 for the tumour, >= 0.95 for the lungs and the
-body. The lungs and body meet them; the tumour goal is NOT met by the CPU-trained model (see docs/segmentation.md):
-``test_tumour_meets_the_issue_goal`` is a strict xfail, so it fails the suite the day a model meets it and the
-marker must go. The other organs and the tumour are held to the floors the shipped model reaches (regression)."""
+prepare -> sliding_window_predict -> restore -> final_masks (structure rules + the manifest's GTV edge refinement,
+core.segmentation.refine) with ONNX Runtime on the CPU (PyTorch/ONNX Runtime parity is tested in tests/engine).
+Issue 4's thresholds: Dice >= 0.90 for the tumour, >= 0.95 for the lungs and the body; the other organs are held
+to the floors the shipped model reaches (regression). The network's own GTV (before refinement) is printed too:
+it localises the tumour but under-segments it (docs/segmentation.md)."""
 
 from __future__ import annotations
 
@@ -20,18 +20,16 @@ import SimpleITK as sitk  # noqa: N813
 
 from core.demo.generator import generate_demo_study
 from core.segmentation.models import ModelManifest, get_model
-from engines.segmentation.postprocess import restore, structure_masks
+from engines.segmentation.postprocess import final_masks, restore
 from engines.segmentation.preprocess import prepare
 from engines.segmentation.sliding_window import sliding_window_predict
 
 pytestmark = pytest.mark.slow
 
 HELD_OUT = (0, 1, 2)
-THRESHOLDS = {"lung_left": 0.95, "lung_right": 0.95, "body": 0.95}  # issue 4
-#: Regression floors of radplan-thorax-unet 1.0.0 (measured: heart 0.92-0.95, oesophagus 0.92, GTV 0.16-0.79).
-FLOORS = {"heart": 0.90, "esophagus": 0.88, "gtv": 0.10}
-TUMOUR_GOAL = 0.90
-_SCORES: dict[int, dict[str, float]] = {}
+THRESHOLDS = {"lung_left": 0.95, "lung_right": 0.95, "body": 0.95, "gtv": 0.90}  # issue 4
+#: Regression floors of radplan-thorax-unet 1.1.0 (measured: heart 0.92-0.95, oesophagus 0.92, cord 0.89-0.95).
+FLOORS = {"heart": 0.90, "esophagus": 0.88, "spinal_cord": 0.85}
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,7 +71,9 @@ def segment(
     )
     t2 = time.perf_counter()
     labels = restore(probs, prepared)
-    masks = structure_masks(labels, manifest)
+    network_gtv = manifest.structure_masks(labels)["gtv"]
+    masks, _notes = final_masks(labels, manifest, hu, spacing)
+    masks["network_gtv"] = network_gtv
     t3 = time.perf_counter()
     return masks, {"prepare": t1 - t0, "predict": t2 - t1, "restore": t3 - t2, "total": t3 - t0}
 
@@ -105,19 +105,8 @@ def test_held_out_dice(seed: int, manifest: ModelManifest, studies: dict[int, Pa
     assert hu.shape == (150, 512, 512) and spacing == pytest.approx((0.8, 0.8, 2.5))
     masks, timings = segment(hu, spacing, manifest, onnx_predictor(manifest))
     scores = {name: dice(masks[name], truth[name]) for name in manifest.structures}
-    _SCORES[seed] = scores
     line = " ".join(f"{k}={v:.4f}" for k, v in scores.items())
+    line += f" (network gtv={dice(masks['network_gtv'], truth['gtv']):.4f})"
     print(f"\nseed {seed}: {line}; time " + " ".join(f"{k}={v:.1f}s" for k, v in timings.items()))
     failed = {k: round(scores[k], 4) for k, t in {**THRESHOLDS, **FLOORS}.items() if scores[k] < t}
     assert not failed, f"Dice below threshold on held-out seed {seed}: {failed}"
-
-
-@pytest.mark.xfail(strict=True, reason="issue 4 goal (tumour Dice >= 0.90) not met by the CPU-trained model yet")
-def test_tumour_meets_the_issue_goal(manifest: ModelManifest, studies: dict[int, Path]) -> None:
-    missing = [s for s in HELD_OUT if s not in _SCORES]
-    for seed in missing:  # when run alone
-        hu, spacing, truth = _study(studies, seed)
-        masks, _ = segment(hu, spacing, manifest, onnx_predictor(manifest))
-        _SCORES[seed] = {"gtv": dice(masks["gtv"], truth["gtv"])}
-    worst = min(_SCORES[s]["gtv"] for s in HELD_OUT)
-    assert worst >= TUMOUR_GOAL, f"worst held-out tumour Dice {worst:.3f} < {TUMOUR_GOAL}"
