@@ -53,14 +53,6 @@ def _approximate_polygon(contour: _Polygon, tolerance: float) -> _Polygon:
     return cast(_Polygon, measure.approximate_polygon(contour, tolerance))  # type: ignore[no-untyped-call]
 
 
-def _draw_polygon(
-    rows: NDArray[np.float64], cols: NDArray[np.float64], *, shape: tuple[int, ...]
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    from skimage import draw
-
-    return cast(tuple[NDArray[np.intp], NDArray[np.intp]], draw.polygon(rows, cols, shape=shape))  # type: ignore[no-untyped-call]
-
-
 #: RT ROI Interpreted Type values of PS3.3 C.8.8.8 accepted by :class:`RoiSpec`.
 INTERPRETED_TYPES = frozenset(
     {"EXTERNAL", "PTV", "CTV", "GTV", "TREATED_VOLUME", "IRRAD_VOLUME", "OAR", "BOLUS", "AVOIDANCE", "ORGAN",
@@ -335,20 +327,54 @@ def write_rtstruct(
     return ds
 
 
+def _crossings(
+    rows: NDArray[np.float64], cols: NDArray[np.float64], shape: tuple[int, int]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Where a closed polygon toggles the even-odd fill of a (rows x cols) grid, pixel centres at integer
+    coordinates: (row, first column whose centre lies right of the crossing) for every edge crossing of a row
+    centre line, edges taken half-open in y so a vertex on a centre line counts once."""
+    r0, c0 = rows, cols
+    r1, c1 = np.roll(rows, -1), np.roll(cols, -1)
+    lo, hi = np.minimum(r0, r1), np.maximum(r0, r1)
+    first = np.maximum(np.ceil(lo), 0).astype(np.intp)  # first row centre y >= lo
+    last = np.minimum(np.ceil(hi) - 1, shape[0] - 1).astype(np.intp)  # last row centre y < hi
+    count = np.maximum(last - first + 1, 0)
+    if not count.any():
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    edge = np.repeat(np.arange(rows.size), count)
+    y = (np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + first[edge]).astype(np.float64)
+    t = (y - r0[edge]) / (r1[edge] - r0[edge])
+    x = c0[edge] + t * (c1[edge] - c0[edge])
+    col = np.clip(np.floor(x).astype(np.intp) + 1, 0, shape[1])
+    return y.astype(np.intp), col
+
+
 def rtstruct_to_masks(ds: Dataset, reference: ImageSeriesReference) -> dict[str, NDArray[np.bool_]]:
     """Rasterise every ROI of an RT Structure Set on the grid of ``reference`` (a voxel is inside when its centre
-    is inside an odd number of the contours on its slice). Contours are matched to slices by position."""
+    is inside an odd number of the contours on its slice). Contours are matched to slices by position.
+
+    Scanline even-odd fill: each contour edge marks, per row it crosses, the first pixel right of the crossing;
+    an XOR running along each row turns the marks into the fill. Cost grows with edges x rows plus the filled
+    rows, not with bounding box x vertices (skimage ``draw.polygon``, used before: 3 rasterisations of the AI
+    structure set took 40 % of a full-size plan)."""
     normal = np.cross(reference.orientation[:3], reference.orientation[3:])
     heights = np.array([np.dot(normal, s.position_mm) for s in reference.slices])
     names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    depth, height, width = reference.shape
     out: dict[str, NDArray[np.bool_]] = {}
     for roi in ds.ROIContourSequence:
-        mask = np.zeros(reference.shape, dtype=bool)
+        toggles = np.zeros((depth, height, width + 1), dtype=bool)
+        touched = np.zeros((depth, height), dtype=bool)
         for contour in roi.get("ContourSequence", []):
-            points = np.asarray([float(v) for v in contour.ContourData]).reshape(-1, 3)
+            points = np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3)
             k = int(np.argmin(np.abs(heights - float(np.dot(normal, points[0])))))
             rows, cols = reference.to_pixel(k, points)
-            rr, cc = _draw_polygon(rows, cols, shape=mask.shape[1:])
-            mask[k, rr, cc] ^= True
+            rr, cc = _crossings(np.asarray(rows), np.asarray(cols), (height, width))
+            np.logical_xor.at(toggles[k], (rr, cc), True)
+            touched[k, rr] = True
+        mask = np.zeros(reference.shape, dtype=bool)
+        ks, rs = np.nonzero(touched)
+        if ks.size:
+            mask[ks, rs] = np.logical_xor.accumulate(toggles[ks, rs, :width], axis=1)
         out[names[int(roi.ReferencedROINumber)]] = mask
     return out
