@@ -100,10 +100,10 @@ def tumour_location(
 ) -> tuple[str | None, float | None]:
     """Image-derived RTOG 0813 location of the GTV and its distance (mm) to the mediastinum, or (None, None) when
     the structures needed are missing. The mediastinum is approximated per axial slice as the convex hull of both
-    lungs minus the lungs and the GTV (the proximal bronchial tree lies inside it, so the distance is a lower bound
-    and the call errs towards 'central', the more cautious fractionation): ultra-central when the PTV (GTV + margin)
-    overlaps the oesophagus, central when the GTV is within 20 mm of the mediastinum, else peripheral. Computed on
-    a grid of about 2 mm in-plane (every n-th row and column)."""
+    lungs minus the lungs (their holes filled) and the GTV (the proximal bronchial tree lies inside it, so the
+    distance is a lower bound and the call errs towards 'central', the more cautious fractionation): ultra-central
+    when the PTV (GTV + margin) overlaps the oesophagus, central when the GTV is within 20 mm of the mediastinum,
+    else peripheral. Computed on a grid of about 2 mm in-plane (every n-th row and column)."""
     from skimage.morphology import convex_hull_image
 
     step = max(1, round(2.0 / max(min(spacing_mm[0], spacing_mm[1]), 1e-6)))
@@ -111,12 +111,13 @@ def tumour_location(
     gtv, left, right = by_name.get("GTV"), by_name.get("LUNG_L"), by_name.get("LUNG_R")
     if gtv is None or left is None or right is None or not gtv.any():
         return None, None
-    lungs = left | right
     mediastinum = np.zeros_like(gtv)
     for k in range(gtv.shape[0]):
         if left[k].any() and right[k].any():
-            hull = convex_hull_image(lungs[k])  # type: ignore[no-untyped-call]
-            mediastinum[k] = hull & ~lungs[k] & ~gtv[k]
+            # a hole inside a lung (the tumour, a vessel the segmentation left out) is not mediastinum
+            lungs = ndimage.binary_fill_holes(left[k]) | ndimage.binary_fill_holes(right[k])
+            hull = convex_hull_image(lungs)  # type: ignore[no-untyped-call]
+            mediastinum[k] = hull & ~lungs & ~gtv[k]
     if not mediastinum.any():
         return None, None
     sampling = (spacing_mm[2], spacing_mm[1] * step, spacing_mm[0] * step)

@@ -111,12 +111,9 @@ def test_run_against_orthanc_plans_reports_and_sends_back(
         "pipeline.run.start", "pipeline.run.done"]  # fmt: skip
 
     # The truth of this demo study (seed 2: a 27.6 mm peripheral tumour, inoperable) calls for NSCLC-R02, SBRT
-    # 54 Gy in 3 fractions, which the pipeline gives on the truth masks (test_pipeline.py). On the AI masks the
-    # location comes from the AI GTV, whose Dice on this seed is 0.79 (issue 4's 0.90 not met): reported as an
-    # expected failure, not hidden, until the model is good enough.
-    if rec["rule_ids"] != ["NSCLC-R02"]:
-        pytest.xfail(f"AI-derived recommendation {rec['rule_ids']} differs from the truth-based NSCLC-R02 "
-                     "(tumour segmentation below issue 4's Dice goal)")  # fmt: skip
+    # 54 Gy in 3 fractions, which the pipeline gives on the truth masks (test_pipeline.py); the AI masks (refined
+    # GTV, model 1.1.0) must lead to the same recommendation.
+    assert rec["rule_ids"] == ["NSCLC-R02"], f"AI-derived recommendation {rec['rule_ids']} is not NSCLC-R02"
     assert (rec["total_dose_gy"], rec["fractions"]) == (54.0, 3)
 
 
