@@ -43,3 +43,22 @@ def test_a_ptv_touching_the_oesophagus_is_ultracentral_and_missing_lungs_give_no
     eso[:, 26:32, 45:48] = True  # 2 voxels (4 mm) from the tumour: the 5 mm PTV reaches it
     assert tumour_location({**masks, "Esophagus": eso}, SPACING)[0] == "ultracentral"
     assert tumour_location({"GTV": masks["GTV"], "Lung_L": masks["Lung_L"]}, SPACING) == (None, None)
+
+
+def test_the_slab_search_equals_the_whole_volume_answer() -> None:
+    """Mediastinum only far along z (the left lung starts 65 mm above the tumour): the slab around the GTV holds
+    none, so the search widens; the answer equals the brute-force distance over the whole volume."""
+    from scipy import ndimage
+
+    from core.pipeline.results import _mediastinum
+
+    shape = (40, 60, 100)
+    right, left, gtv = (np.zeros(shape, dtype=bool) for _ in range(3))
+    right[:, 10:50, 10:45] = True
+    left[30:, 10:50, 56:91] = True
+    gtv[2:5, 26:32, 30:34] = True
+    right &= ~gtv
+    where, distance = tumour_location({"Lung_R": right, "Lung_L": left, "GTV": gtv}, SPACING)
+    sampling = (SPACING[2], SPACING[1], SPACING[0])
+    brute = float(ndimage.distance_transform_edt(~_mediastinum(left, right, gtv), sampling=sampling)[gtv].min())
+    assert where == "peripheral" and distance == pytest.approx(round(brute, 1)) and brute > 60.0
