@@ -20,7 +20,7 @@ from pathlib import Path
 from core.jobs import JobQueue
 from engines.exit_codes import EXIT_LOCKED
 
-__all__ = ["WorkerHost", "describe_exit"]
+__all__ = ["DEFAULT_NICE", "WorkerHost", "describe_exit"]
 
 log = logging.getLogger("radplan.worker.host")
 _ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +37,11 @@ def describe_exit(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+#: The worker runs below the app's CPU priority: inference takes every core it gets, and the window (or anything
+#: else the user does) must still be scheduled at once. With nothing else running it costs the worker nothing.
+DEFAULT_NICE = 10
+
+
 class WorkerHost:
     """One supervised worker process for a data dir (see the module docstring)."""
 
@@ -48,8 +53,10 @@ class WorkerHost:
         poll_s: float = 0.5,
         python: str | None = None,
         max_restarts_per_minute: int = 5,
+        nice: int = DEFAULT_NICE,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.nice = nice
         self._key = key
         self.poll_s = poll_s
         self.python = python or sys.executable
@@ -78,7 +85,7 @@ class WorkerHost:
                 args = [sys.executable, "engine-worker", "--data-dir", str(self.data_dir)]
             else:
                 args = [self.python, "-m", "engines.worker", "--data-dir", str(self.data_dir)]
-            args += ["--parent-pid", str(os.getpid()), "--poll-s", str(self.poll_s)]
+            args += ["--parent-pid", str(os.getpid()), "--poll-s", str(self.poll_s), "--nice", str(self.nice)]
             if self._key is not None:
                 args.append("--key-stdin")
             env = dict(os.environ)

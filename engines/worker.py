@@ -135,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-s", type=float, default=0.5)
     parser.add_argument("--idle-exit-s", type=float, default=None, help="exit after this long without a job")
     parser.add_argument("--kinds", default=",".join(HANDLERS), help="job kinds to run (comma separated)")
+    parser.add_argument("--nice", type=int, default=0, help="lower the process's CPU priority by this much (POSIX)")
     args = parser.parse_args(argv)
+    if args.nice > 0 and hasattr(os, "nice"):
+        os.nice(args.nice)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
     key = _read_key(sys.stdin) if args.key_stdin else None
     lock = acquire_lock(args.data_dir)

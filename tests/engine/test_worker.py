@@ -21,7 +21,7 @@ from core.security.session import Access
 from core.segmentation.service import load_segmentation, segment_job_payload, submit_segmentation
 from core.store.store import Store
 from core.store.users import UserRepository
-from engines.host import WorkerHost
+from engines.host import DEFAULT_NICE, WorkerHost
 from tests.engine.tiny_model import LABELS, TINY_MODEL
 
 pytestmark = pytest.mark.slow
@@ -157,3 +157,11 @@ def test_only_one_worker_per_data_dir(env: Env, host: WorkerHost) -> None:
     _until(lambda: not second.is_alive(), 30)
     assert second.check(env.queue) == "another worker is already running"
     assert host.is_alive()
+
+
+def test_the_worker_runs_below_the_apps_cpu_priority(env: Env, host: WorkerHost) -> None:
+    """Inference takes every core it gets; the worker is niced (DEFAULT_NICE) so the window stays scheduled."""
+    host.start()
+    assert host.pid is not None
+    _until(lambda: os.getpriority(os.PRIO_PROCESS, host.pid) != os.getpriority(os.PRIO_PROCESS, 0), 30.0)
+    assert os.getpriority(os.PRIO_PROCESS, host.pid) == os.getpriority(os.PRIO_PROCESS, 0) + DEFAULT_NICE
