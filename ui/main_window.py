@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -23,9 +23,11 @@ from core.store.store import Store
 from core.workstation.context import WorkstationContext
 from core.workstation.messages import friendly_message
 from core.workstation.session import SessionModel, visible_panels
-from core.workstation.study import OpenStudy, load_open_study
 from ui.login import LoginPage
 from ui.workers import CancelToken, TaskRunner
+
+if TYPE_CHECKING:  # the study loader (pydicom, volumes) is imported by the worker thread that opens a study
+    from core.workstation.study import OpenStudy
 
 __all__ = ["MainWindow"]
 
@@ -249,6 +251,8 @@ class MainWindow(QMainWindow):
         assert store is not None
 
         def load(_t: CancelToken, report: Any) -> OpenStudy:
+            from core.workstation.study import load_open_study
+
             report(0.1, "reading images")
             return load_open_study(store, access, study_uid, demo_folder=self.ctx.demo_folder)
 

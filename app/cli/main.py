@@ -12,20 +12,9 @@ import click
 
 from app import __version__
 from app.bootstrap import AppContext, Credentials
-from app.cli.audit_cmds import audit
 from app.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, env_or_prompt
-from app.cli.data_cmds import demo_data, import_cmd, studies
-from app.cli.decision_cmds import feedback, recommend_cmd, risk_model, rules
-from app.cli.doctor import doctor
-from app.cli.gui_cmds import gui, has_display
-from app.cli.model_cmds import model
-from app.cli.pacs_cmds import export, pacs
-from app.cli.plan_cmds import dvh, plan
-from app.cli.radiomics_cmds import radiomics
-from app.cli.run_cmds import demo, run
-from app.cli.segment_cmds import engine_worker, jobs, segment, worker
-from app.cli.store_cmds import init, store
-from app.cli.user_cmds import user
+from app.cli.gui_cmds import has_display
+from app.cli.lazy import LazyGroup
 from app.config import load_settings
 from app.logging_setup import configure_logging
 from core.errors import AuthenticationError, PermissionDeniedError, RadPlanError, SessionLockedError
@@ -47,7 +36,42 @@ def _user_name(option: str | None) -> Callable[[], str]:
     return get
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+#: Command name -> "module:attribute". Each command module is imported only when its command runs (or for
+#: --help): `radplan gui` must not pay for importing every other command's dependencies before its window shows.
+COMMANDS = {
+    "doctor": "app.cli.doctor:doctor",
+    "init": "app.cli.store_cmds:init",
+    "user": "app.cli.user_cmds:user",
+    "store": "app.cli.store_cmds:store",
+    "audit": "app.cli.audit_cmds:audit",
+    "demo-data": "app.cli.data_cmds:demo_data",
+    "import": "app.cli.data_cmds:import_cmd",
+    "studies": "app.cli.data_cmds:studies",
+    "pacs": "app.cli.pacs_cmds:pacs",
+    "export": "app.cli.pacs_cmds:export",
+    "radiomics": "app.cli.radiomics_cmds:radiomics",
+    "recommend": "app.cli.decision_cmds:recommend_cmd",
+    "rules": "app.cli.decision_cmds:rules",
+    "risk-model": "app.cli.decision_cmds:risk_model",
+    "feedback": "app.cli.decision_cmds:feedback",
+    "dvh": "app.cli.plan_cmds:dvh",
+    "plan": "app.cli.plan_cmds:plan",
+    "run": "app.cli.run_cmds:run",
+    "demo": "app.cli.run_cmds:demo",
+    "gui": "app.cli.gui_cmds:gui",
+    "model": "app.cli.model_cmds:model",
+    "segment": "app.cli.segment_cmds:segment",
+    "worker": "app.cli.segment_cmds:worker",
+    "jobs": "app.cli.segment_cmds:jobs",
+    "engine-worker": "app.cli.segment_cmds:engine_worker",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(__version__, "--version", prog_name="radplan")
 @click.option(
     "--data-dir",
@@ -82,36 +106,6 @@ def cli(ctx: click.Context, data_dir: Path | None, user_name: str | None, verbos
     ctx.obj = app
     ctx.call_on_close(app.close)
     log.debug("command %s, data dir %s", ctx.invoked_subcommand, settings.data_dir)
-
-
-for command in (
-    doctor,
-    init,
-    user,
-    store,
-    audit,
-    demo_data,
-    import_cmd,
-    studies,
-    pacs,
-    export,
-    radiomics,
-    recommend_cmd,
-    rules,
-    risk_model,
-    feedback,
-    dvh,
-    plan,
-    run,
-    demo,
-    gui,
-    model,
-    segment,
-    worker,
-    jobs,
-    engine_worker,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -362,7 +362,11 @@ def demo(
         f"wall time {total:.1f} s"
     )
     parent = click.get_current_context().parent
-    has_gui = parent is not None and isinstance(parent.command, click.Group) and "gui" in parent.command.commands
+    has_gui = (
+        parent is not None
+        and isinstance(parent.command, click.Group)
+        and "gui" in parent.command.list_commands(parent)  # lazy commands are listed before they are imported
+    )
     if headless or not has_display() or not has_gui:
         click.echo(summary.pdf or "no PDF (no radiotherapy recommendation)")
         return
