@@ -110,7 +110,18 @@ class Heartbeat:
                     stack = traceback.extract_stack(frame) if frame is not None else []
                     ours = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack
                             if "/work/main/" in f.filename or "site-packages/" in f.filename][-3:]  # fmt: skip
-                    self._samples.append((late, " <- ".join(reversed(ours)) or "Qt event loop (C++ / GIL wait)"))
+                    where = " <- ".join(reversed(ours)) or "Qt event loop (C++ / GIL wait)"
+                    others = []  # a worker thread holding the GIL in one long C call stalls the UI thread too
+                    for ident, other in sys._current_frames().items():
+                        if ident in (main, threading.get_ident()):
+                            continue
+                        top = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_stack(other)
+                               if "/work/main/" in f.filename][-2:]  # fmt: skip
+                        if top:
+                            others.append(" <- ".join(reversed(top)))
+                    if others:
+                        where += " | other threads: " + "; ".join(others)
+                    self._samples.append((late, where))
 
         threading.Thread(target=watch, daemon=True).start()
 
@@ -171,10 +182,12 @@ def stalls(shape: tuple[int, int, int]) -> dict[str, Any]:
         wait_until(window.isVisible, 10)
         window.login.user.setText(RADIOLOGIST)
         window.login.password.setText(ws.passwords[RADIOLOGIST])
+        beat = Heartbeat()
         window.login.button.click()
         assert wait_until(lambda: window.pages.currentIndex() == 1, 60)
         wait_until(lambda: not window.runner.running(), 120)  # module warm-up done
-        beat = Heartbeat()
+        out |= {"sign_in_and_warm_up_longest_ui_stall_ms": round(beat.longest * 1000, 1),
+                "sign_in_stall_ui_thread_was_in": beat.cause()}  # fmt: skip
         control = Control(900)
         windows: dict[str, tuple[float, float]] = {}
         # retrieve

@@ -19,7 +19,9 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-__all__ = ["KNOWN_STRUCTURES", "SegOptions", "SegmentSpec", "read_seg", "sort_along_normal", "write_seg"]
+__all__ = [
+    "KNOWN_STRUCTURES", "SegOptions", "SegmentSpec", "prepare_reader", "read_seg", "sort_along_normal", "write_seg",
+]  # fmt: skip
 
 _ANATOMY = Code("91723000", "SCT", "Anatomical Structure")
 _ABNORMAL = Code("49755003", "SCT", "Morphologically Abnormal Structure")
@@ -135,6 +137,15 @@ def write_seg(
     )
     seg.SeriesDescription = options.series_description
     return seg
+
+
+def prepare_reader() -> None:
+    """Load highdicom's table of the standard's modules (22 MB of JSON) now, incrementally, so the first SEG read
+    or write does not hold the GIL for 0.2-0.7 s in one json.loads (a GUI calls this from a worker thread right
+    after sign-in; see core.dicom.hd_tables)."""
+    from core.dicom.hd_tables import prime_module_attribute_map
+
+    prime_module_attribute_map()
 
 
 def read_seg(seg_ds: Dataset, images: Sequence[Dataset]) -> dict[str, NDArray[np.bool_]]:
