@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(
-    "text", ['{}', '{"a": 1}', ' { "a" : [1, {"b": null}] , "c": "x\\"y", "d": {"e": [true, false]} } ']
+    "text", ["{}", '{"a": 1}', ' { "a" : [1, {"b": null}] , "c": "x\\"y", "d": {"e": [true, false]} } ']
 )
 def test_incremental_parse_equals_json_loads(text: str) -> None:
     assert parse_json_object_incrementally(text) == json.loads(text)
