@@ -184,6 +184,9 @@ def main() -> None:
             f"{fps_overlays_all:.1f} fps rendering all three views every step"
         )
         panel.close()
+        panel.deleteLater()  # destroy the VTK widgets while Qt and VTK are both alive (not in interpreter teardown)
+        app.processEvents()
+        del panel
         store.close()
 
 
