@@ -6,7 +6,8 @@ SimpleITK. Every operation returns a new mask and leaves its inputs alone.
 - ``region_grow``: seeded region growing (SimpleITK ConnectedThreshold) from one seed point, with an explicit HU
   window or one derived from the seed's neighbourhood (mean +/- k standard deviations, like ConfidenceConnected
   but deterministic and bounded), followed by a 1-voxel binary opening against leaks through thin bridges.
-- ``add``, ``erase``: union and difference with a stroke/sphere mask; ``sphere`` draws one in mm.
+- ``add``, ``erase``: union and difference with a stroke/sphere mask; ``sphere`` draws one in mm, ``stroke`` a brush
+  stroke (disc in one slice's plane, or ball) along a mouse path.
 - ``fill_holes``: 3-D hole filling (holes not connected to the volume border); ``fill_holes_2d`` slice by slice.
 - ``expand_margin_mm``: isotropic (or per-axis) margin in mm, exact with a Euclidean distance map; negative
   margins shrink.
@@ -15,6 +16,7 @@ SimpleITK. Every operation returns a new mask and leaves its inputs alone.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +40,7 @@ __all__ = [
     "mm_to_voxel",
     "region_grow",
     "sphere",
+    "stroke",
 ]
 
 Mask = NDArray[np.uint8]
@@ -82,6 +85,50 @@ def sphere(shape: tuple[int, int, int], spacing_mm: Spacing, centre_zyx: Sequenc
     grids = np.ogrid[: shape[0], : shape[1], : shape[2]]
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre_zyx, spacing_mm[::-1], strict=True))
     return np.asarray(d2 <= radius_mm**2, dtype=np.uint8)
+
+
+def stroke(
+    shape: tuple[int, int, int],
+    spacing_mm: Spacing,
+    points_zyx: Sequence[Sequence[float]],
+    radius_mm: float,
+    plane_axis: int | None = None,
+) -> Mask:
+    """A brush stroke: every voxel within ``radius_mm`` of the polyline through ``points_zyx`` (continuous voxel
+    indices z, y, x). With ``plane_axis`` (0 axial, 1 coronal, 2 sagittal) the stroke is drawn with a disc in the
+    plane of its first point (what a radiologist paints on one slice); without, with a ball. Points outside the
+    image are clipped to it; consecutive points are joined by samples no farther apart than a third of a voxel."""
+    if radius_mm <= 0.0:
+        raise EditError(f"the brush radius must be positive, not {radius_mm} mm")
+    pts = np.asarray(points_zyx, dtype=np.float64).reshape(-1, 3)
+    if pts.size == 0:
+        return np.zeros(shape, dtype=np.uint8)
+    pts = np.clip(pts, 0, np.asarray(shape, dtype=np.float64) - 1)
+    if plane_axis is not None:
+        pts[:, plane_axis] = round(float(pts[0, plane_axis]))
+    samples = [pts[:1]]
+    for a, b in itertools.pairwise(pts):
+        n = int(np.ceil(np.abs(b - a).max() * 3.0)) + 1
+        samples.append(a + (b - a) * np.linspace(0.0, 1.0, n)[1:, None])
+    path = np.unique(np.rint(np.concatenate(samples)).astype(np.intp), axis=0)
+    zyx_mm = np.array([spacing_mm[2], spacing_mm[1], spacing_mm[0]])
+    reach = np.ceil(radius_mm / zyx_mm).astype(np.intp) + 1
+    lo = np.maximum(path.min(axis=0) - reach, 0)
+    hi = np.minimum(path.max(axis=0) + reach + 1, shape)
+    if plane_axis is not None:
+        lo[plane_axis], hi[plane_axis] = path[0, plane_axis], path[0, plane_axis] + 1
+    seeds = np.zeros(tuple(int(v) for v in hi - lo), dtype=bool)
+    seeds[tuple((path - lo).T)] = True
+    axes = [a for a in range(3) if a != plane_axis]
+    if plane_axis is None:
+        near = ndimage.distance_transform_edt(~seeds, sampling=tuple(zyx_mm)) <= radius_mm
+    else:
+        plane = np.take(seeds, 0, axis=plane_axis)
+        disc = ndimage.distance_transform_edt(~plane, sampling=tuple(zyx_mm[axes])) <= radius_mm
+        near = np.expand_dims(disc, plane_axis)
+    out = np.zeros(shape, dtype=np.uint8)
+    out[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))] = near
+    return out
 
 
 def fill_holes(mask: NDArray[Any]) -> Mask:

@@ -51,8 +51,9 @@ FIELD_MEASUREMENT = "measurement"
 
 Listener = Callable[[str, object], None]
 Layer = Literal["segmentation", "contours"]
-Tool = Literal["crosshair", "distance", "window_level", "pan", "zoom"]
-TOOLS: tuple[Tool, ...] = ("crosshair", "distance", "window_level", "pan", "zoom")
+#: "paint": left-drag draws a brush stroke (the viewer reports the path; the segmentation panel edits the mask).
+Tool = Literal["crosshair", "distance", "window_level", "pan", "zoom", "paint"]
+TOOLS: tuple[Tool, ...] = ("crosshair", "distance", "window_level", "pan", "zoom", "paint")
 
 #: Colours for structures that come without one (RGB 0-255), cycled in order.
 DEFAULT_COLOURS: tuple[tuple[int, int, int], ...] = (

@@ -1,5 +1,6 @@
 """Segmentation: run the engine on the open study as a background job (progress, cancel), edit masks with brush,
-eraser and seeded region growing (core.segmentation.edit), undo/redo, save as a new version."""
+eraser and seeded region growing (core.segmentation.edit) at the cursor or, brush and eraser, by painting strokes
+with the mouse in the viewer (one undo step per stroke), undo/redo, save as a new version."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -40,6 +42,7 @@ class SegmentationPanel(QWidget):
         self.task: TaskInfo | None = None
         self.last_job: Any = None
         self.model_name = "radplan-thorax-unet"
+        self._stroke_connected = False
         self.method = QComboBox(objectName="segmentation_method")
         self.method.addItems(["AI model (radplan-thorax-unet)", "Region growing from the cursor (engine)"])
         self.run_btn = QPushButton("Run segmentation (Ctrl+R)", objectName="run_segmentation")
@@ -53,6 +56,8 @@ class SegmentationPanel(QWidget):
         self.tool = QComboBox(objectName="edit_tool")
         self.tool.addItems(TOOLS)
         self.radius = QDoubleSpinBox(minimum=1.0, maximum=50.0, value=5.0, suffix=" mm")
+        self.paint = QCheckBox("Paint in the viewer with the mouse (brush / eraser)", objectName="paint_in_viewer")
+        self.paint.toggled.connect(self.set_painting)
         self.apply_btn = QPushButton("Apply at cursor")
         self.apply_btn.clicked.connect(lambda: self.apply_tool())
         self.undo_btn, self.redo_btn = QPushButton("Undo (Ctrl+Z)"), QPushButton("Redo (Ctrl+Shift+Z)")
@@ -69,6 +74,7 @@ class SegmentationPanel(QWidget):
         form.addRow("Structure", self.label)
         form.addRow("Tool", self.tool)
         form.addRow("Brush radius", self.radius)
+        form.addRow("", self.paint)
         edit_row = QHBoxLayout()
         for w in (self.apply_btn, self.undo_btn, self.redo_btn, self.save_btn):
             edit_row.addWidget(w)
@@ -219,6 +225,50 @@ class SegmentationPanel(QWidget):
 
         self.apply_btn.setEnabled(False)
         return self.shell.run("mask edit", work, doing=f"applying the {tool}", on_done=self._edited,
+                              on_error=self._edit_failed)  # fmt: skip
+
+    def _viewer(self) -> Any:
+        return getattr(self.shell.panels.get("viewer"), "viewer", None)
+
+    def set_painting(self, on: bool) -> None:
+        """Left-drag in the viewer paints (brush) or erases (eraser) the chosen structure, one undo step a stroke."""
+        viewer = self._viewer()
+        if viewer is None:
+            if on:
+                self.shell.show_error("The image viewer is not available, so there is nothing to paint on.")
+            return
+        if on and not self._stroke_connected:
+            viewer.strokeFinished.connect(self.apply_stroke)
+            self._stroke_connected = True
+        viewer.state.set_tool("paint" if on else "crosshair")
+        if on and self.tool.currentText() == "region grow":
+            self.tool.setCurrentText("brush")
+
+    def apply_stroke(self, view: str, points_zyx: list[tuple[float, float, float]]) -> TaskInfo | None:
+        """One brush/eraser stroke along the mouse path (a disc of the brush radius in the view's plane)."""
+        study = self.shell.study
+        label = self.label.currentText().strip()
+        tool, radius = self.tool.currentText(), self.radius.value()
+        if study is None or not points_zyx:
+            return None
+        if not label:
+            self.shell.show_error("Type or choose the structure to paint before drawing.")
+            return None
+        if tool not in ("brush", "eraser"):
+            self.shell.show_error("Painting needs the brush or the eraser tool; region growing starts at the cursor.")
+            return None
+        vol = study.volume
+        current = study.masks.masks.get(label, np.zeros(vol.array.shape, np.uint8))
+        plane = {"axial": 0, "coronal": 1, "sagittal": 2}.get(view)
+
+        def work(_t: CancelToken, _r: Any) -> bool:
+            from core.segmentation import edit
+
+            path = edit.stroke(vol.array.shape, vol.spacing_mm, points_zyx, radius, plane_axis=plane)
+            new = edit.add(current, path) if tool == "brush" else edit.erase(current, path)
+            return study.masks.apply(label, new, f"{tool} stroke on {label} ({view}, {len(points_zyx)} points)")
+
+        return self.shell.run("mask edit", work, doing=f"applying the {tool} stroke", on_done=self._edited,
                               on_error=self._edit_failed)  # fmt: skip
 
     def _edited(self, changed: bool) -> None:

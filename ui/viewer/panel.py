@@ -56,6 +56,8 @@ class ViewerPanel(QWidget):  # type: ignore[misc]
     cursorChanged = Signal(float, float, float)  # noqa: N815  (Qt naming)
     windowLevelChanged = Signal(float, float)  # noqa: N815
     measurementChanged = Signal(object)  # noqa: N815  (DistanceMeasurement | None)
+    #: a finished brush stroke of the "paint" tool: (view name, [(z, y, x) continuous voxel index, ...])
+    strokeFinished = Signal(str, object)  # noqa: N815
 
     def __init__(self, parent: QWidget | None = None, *, show_3d: bool = True) -> None:
         super().__init__(parent)
@@ -68,6 +70,7 @@ class ViewerPanel(QWidget):  # type: ignore[misc]
         self._contour_key: dict[ViewName, tuple[object, ...] | None] = dict.fromkeys(VIEWS)
         self._shown: dict[ViewName, int] = dict.fromkeys(VIEWS, -1)
         self._dirty: set[str] = set()
+        self._stroke: tuple[str, list[tuple[float, float, float]]] | None = None  # the paint tool's path
         self._lagging: set[str] = set()  # views whose picture changed only in their line overlays
         self._last_render: dict[str, float] = {}
         self._render_queued = False
@@ -201,6 +204,23 @@ class ViewerPanel(QWidget):  # type: ignore[misc]
         m, point = self._state.measurement, self._pick(view, x, y)
         if m is not None and point is not None and m.view == view:
             self._state.set_measurement(DistanceMeasurement(view, m.p_mm, point))
+
+    def paint_start(self, view: ViewName, x: float, y: float) -> None:
+        self._stroke = (view, [])
+        self.paint_move(view, x, y)
+
+    def paint_move(self, view: ViewName, x: float, y: float) -> None:
+        stroke = self._stroke
+        point = self._pick(view, x, y)
+        if stroke is None or stroke[0] != view or point is None or self._geometry is None:
+            return
+        i, j, k = self._geometry.index_of(point)
+        stroke[1].append((float(k), float(j), float(i)))
+
+    def paint_end(self, view: ViewName) -> None:
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None and stroke[0] == view and stroke[1]:
+            self.strokeFinished.emit(view, list(stroke[1]))
 
     def roi_statistics(self, name: str) -> RoiStats:
         """HU mean/SD, volume of a segmentation structure; KeyError naming the structures there are."""

@@ -270,6 +270,8 @@ class SliceView(QVTKRenderWindowInteractor):  # type: ignore[misc]
             self._call("click")(self.view, pos.x(), pos.y())
         elif tool == "distance":
             self._call("measure_start")(self.view, pos.x(), pos.y())
+        elif tool == "paint":
+            self._call("paint_start")(self.view, pos.x(), pos.y())
         ev.accept()
 
     def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
@@ -283,6 +285,8 @@ class SliceView(QVTKRenderWindowInteractor):  # type: ignore[misc]
             self._call("click")(self.view, pos.x(), pos.y())
         elif tool == "distance":
             self._call("measure_move")(self.view, pos.x(), pos.y())
+        elif tool == "paint":
+            self._call("paint_move")(self.view, pos.x(), pos.y())
         elif tool == "window_level":
             self._call("drag_window_level")(self.view, dx, dy)
         elif tool == "pan":
@@ -293,6 +297,8 @@ class SliceView(QVTKRenderWindowInteractor):  # type: ignore[misc]
         ev.accept()
 
     def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None and self._drag[2] == "paint":
+            self._call("paint_end")(self.view)
         self._drag = None
         ev.accept()
 
