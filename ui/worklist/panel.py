@@ -3,6 +3,7 @@ cancel. Every store, file and network call runs in a worker thread."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
@@ -22,7 +23,7 @@ from core.security.roles import Permission
 from core.store.studies import StudySummary, list_studies
 from core.workstation.worklist import PacsQueryForm, filter_studies
 from ui.common import fill_table, make_table, notice
-from ui.workers import CancelToken, TaskInfo
+from ui.workers import CancelledTask, CancelToken, TaskInfo
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -269,7 +270,10 @@ class WorklistPanel(QWidget):
             local = LocalAE(ae_title=settings.ae_title, storage_port=settings.storage_port)
 
             def progress(p: Any) -> None:
-                report(p.done / max(p.total, 1), f"{p.done}/{p.total} instances, {p.mb_per_s:.1f} MB/s")
+                # Runs in the C-STORE handler (network thread): once cancelled, report() raises, which would answer
+                # the PACS "failed" for an instance that is kept. retrieve_study sends C-CANCEL at its next response.
+                with contextlib.suppress(CancelledTask):
+                    report(p.done / max(p.total, 1), f"{p.done}/{p.total} instances, {p.mb_per_s:.1f} MB/s")
 
             try:
                 return retrieve_study(store, access, local, node, study_uid, progress=progress,  # type: ignore[arg-type]
