@@ -69,7 +69,10 @@ def prime_module_attribute_map() -> bool:
         if original is None or any(getattr(m, "get_module_attribute_map", None) is not original for m in modules):
             log.info("highdicom's module map accessor is not where expected; not primed")
             return False
-        data = pkgutil.get_data("highdicom", "_standard/module_attribute_map.json")
+        try:
+            data = pkgutil.get_data("highdicom", "_standard/module_attribute_map.json")
+        except OSError:  # a bundle without highdicom's data: its own loader will say so when a SEG is used
+            return False
         if data is None:
             return False
         # Millions of new objects would trigger full garbage collections, each one long C call over the whole heap
