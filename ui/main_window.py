@@ -67,25 +67,21 @@ def _warm_up(token: CancelToken, report: Any, names: tuple[str, ...] = _WARM_UP)
     frozen out of later collections: an import makes many objects, and a full collection is one long C call
     holding the GIL (measured: a 200-650 ms freeze of the window per heavy module without this, <= 40 ms with it,
     apart from core.plan.builder's ~200 ms)."""
-    import gc
     import importlib
+
+    from core.gcpause import paused_collection
 
     for i, name in enumerate(names):
         token.check()
         report(i / len(names), name)
         module_name, _, function = name.partition(":")
-        enabled = gc.isenabled()
-        gc.disable()
         try:
-            module = importlib.import_module(module_name)
-            if function:
-                getattr(module, function)()
+            with paused_collection():
+                module = importlib.import_module(module_name)
+                if function:
+                    getattr(module, function)()
         except ImportError as exc:  # a piece not in this build: its panel says so when used
             log.info("warm-up: %s not importable: %s", name, exc)
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
 
 
 class MainWindow(QMainWindow):

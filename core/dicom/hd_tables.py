@@ -11,7 +11,6 @@ before."""
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import logging
 import pkgutil
@@ -19,6 +18,8 @@ import re
 import threading
 import time
 from typing import Any
+
+from core.gcpause import paused_collection
 
 __all__ = ["parse_json_object_incrementally", "prime_module_attribute_map"]
 
@@ -75,16 +76,8 @@ def prime_module_attribute_map() -> bool:
             return False
         if data is None:
             return False
-        # Millions of new objects would trigger full garbage collections, each one long C call over the whole heap
-        # (the GIL held ~0.3 s): collection is paused while parsing, and the table is frozen out of later ones.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_collection():  # millions of new objects: no full collection holding the GIL meanwhile
             table = parse_json_object_incrementally(data.decode("utf-8"))
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
 
         @functools.wraps(original)
         def get_module_attribute_map() -> dict[str, list[Any]]:

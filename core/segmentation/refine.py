@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from core.segmentation.edit import EditError
+from core.segmentation.edit import EditError, bounding_box, expand_margin_mm
 
 __all__ = ["LesionRefinement", "RefinedLesion", "refine_lesion", "refine_structures"]
 
@@ -93,18 +93,6 @@ def _ball(radius_mm: float, spacing: Spacing) -> NDArray[np.bool_]:
     return np.asarray((zz * spacing[2]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[0]) ** 2 <= radius_mm**2)
 
 
-def _within_mm(mask: NDArray[np.bool_], spacing: Spacing, distance_mm: float) -> NDArray[np.bool_]:
-    dist = ndimage.distance_transform_edt(~mask, sampling=(spacing[2], spacing[1], spacing[0]))
-    return np.asarray(dist <= distance_mm)
-
-
-def _closing_mm(mask: NDArray[np.bool_], spacing: Spacing, radius_mm: float) -> NDArray[np.bool_]:
-    """Euclidean closing with a ball of radius_mm (two exact distance transforms; no structuring element)."""
-    sampling = (spacing[2], spacing[1], spacing[0])
-    dilated = ndimage.distance_transform_edt(~mask, sampling=sampling) <= radius_mm
-    return np.asarray(ndimage.distance_transform_edt(dilated, sampling=sampling) > radius_mm) | mask
-
-
 def _touching(candidates: NDArray[np.bool_], seeds: NDArray[np.bool_]) -> NDArray[np.bool_]:
     labels, _ = ndimage.label(candidates, structure=np.ones((3, 3, 3), dtype=bool))
     keep = np.unique(labels[seeds & candidates])
@@ -132,18 +120,19 @@ def refine_lesion(
     voxel_mm3 = spacing[0] * spacing[1] * spacing[2]
     close_mm = min(_equivalent_radius_mm(before * voxel_mm3) + p.search_mm, MAX_CLOSING_MM)
     margin = [int(np.ceil((p.search_mm + close_mm) / s)) + 1 for s in (spacing[2], spacing[1], spacing[0])]
-    nz = np.argwhere(ai)
-    lo = np.maximum(nz.min(axis=0) - margin, 0)
-    hi = np.minimum(nz.max(axis=0) + margin + 1, ai.shape)
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    tight = bounding_box(ai)
+    assert tight is not None  # the lesion is not empty
+    box = tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(tight, margin, ai.shape, strict=True))
     seeds = ai[box]
     # 2. candidates above the threshold, inside the envelope (holes filled) or the AI mask
     candidates = np.asarray(hu[box]) > p.threshold_hu
     if envelope is not None:
-        inside = _closing_mm((np.asarray(envelope[box]) != 0) | seeds, spacing, close_mm)
+        # a closing: grow by close_mm, then shrink back (exact Euclidean margins)
+        grown = expand_margin_mm((np.asarray(envelope[box]) != 0) | seeds, spacing, close_mm)
+        inside = expand_margin_mm(grown, spacing, -close_mm) != 0
         candidates &= inside | seeds
     # 3. components touching the AI mask, no farther than search_mm from it
-    candidates &= _within_mm(seeds, spacing, p.search_mm)
+    candidates &= expand_margin_mm(seeds, spacing, p.search_mm) != 0
     region = _touching(candidates, seeds)
     if not (region & seeds).any():
         return RefinedLesion(ai.astype(np.uint8), False, f"no voxel of the lesion is above {p.threshold_hu:g} HU",
@@ -154,7 +143,7 @@ def refine_lesion(
         core = ndimage.binary_opening(region, structure=_ball(radius, spacing))
         core = _touching(core, seeds)
         if core.any():
-            region &= _within_mm(core, spacing, radius + min(spacing))
+            region &= expand_margin_mm(core, spacing, radius + min(spacing)) != 0
             region = _touching(region, seeds)
     region = ndimage.binary_fill_holes(region)
     out = ai.copy()

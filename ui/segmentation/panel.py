@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.security.roles import Permission
+from core.viewer.geometry import VIEW_AXIS
 from core.workstation.study import OpenStudy, save_mask_version
 from ui.common import notice
 from ui.workers import CancelledTask, CancelToken, TaskInfo
@@ -259,7 +260,7 @@ class SegmentationPanel(QWidget):
             return None
         vol = study.volume
         current = study.masks.masks.get(label, np.zeros(vol.array.shape, np.uint8))
-        plane = {"axial": 0, "coronal": 1, "sagittal": 2}.get(view)
+        plane = 2 - VIEW_AXIS[view]  # type: ignore[index]  # the view's display axis (x, y, z) as array axis (z, y, x)
 
         def work(_t: CancelToken, _r: Any) -> bool:
             from core.segmentation import edit

@@ -1,0 +1,27 @@
+"""Loading a large amount of long-lived data (module imports, highdicom's standard tables) from a worker thread
+without freezing the GUI thread.
+
+Millions of new objects trigger full garbage collections, and each is one long C call over the whole heap holding
+the GIL (measured 0.2-0.65 s on the 2-vCPU machine). ``paused_collection`` switches collection off while its block
+runs and afterwards freezes everything allocated so far out of later collections (``gc.freeze``); it restores the
+collector's previous state, so blocks may nest."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["paused_collection"]
+
+
+@contextmanager
+def paused_collection() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
