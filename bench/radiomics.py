@@ -45,6 +45,10 @@ def run_one(kind: str, image: Path, mask: Path, out: Path, workers: int | None) 
     quiet_pyradiomics()
     cfg = get_config("clinical")
     if kind == "ours":
+        # imports outside the timed region, as for plain below
+        from radiomics import featureextractor
+
+        import core.radiomics.dicom_input  # noqa: F401
         from core.radiomics.extract import read_images
 
         cpu0, start = _cpu(), time.perf_counter()
