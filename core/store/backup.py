@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.errors import StoreCorruptError, StoreExistsError, WrongKeyError
 from core.store import audit
-from core.store.database import connect, key_pragma, schema_version
+from core.store.database import PAGE_SIZE, connect, key_pragma, schema_version
 from core.store.keys import ScryptParams, key_check_value
 from core.store.meta import KeyMode, StorePaths
 from core.store.store import PassphraseSource, Store
@@ -72,6 +72,7 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
             "created": last.ts,
             "kdf": {"name": "scrypt", "n": params.n, "r": params.r, "p": params.p, "salt": salt.hex()},
             "key_check": key_check_value(key),
+            "page_size": PAGE_SIZE,  # sqlcipher_export writes the attached file with SQLCipher's default page size
         }
         blob = Path(tmp_db).read_bytes()
         header_bytes = json.dumps(header, sort_keys=True).encode()
@@ -118,7 +119,8 @@ def restore_backup(
     if key_check_value(key) != header["key_check"]:
         raise WrongKeyError("wrong backup passphrase; nothing was restored")
     kwargs = {} if passphrase is None else {"passphrase": passphrase}
-    new_store = Store.create(paths.data_dir, key_mode=key_mode, **kwargs)
+    page_size = int(header.get("page_size", PAGE_SIZE))  # type: ignore[call-overload]
+    new_store = Store.create(paths.data_dir, key_mode=key_mode, page_size=page_size, **kwargs)
     new_key = new_store._key
     new_store.close()
     tmp = paths.data_dir / ".restore.db"
@@ -126,7 +128,7 @@ def restore_backup(
         fh.seek(offset)
         tmp.write_bytes(fh.read())
     try:
-        src = connect(tmp, key, key_is_verified=True)
+        src = connect(tmp, key, key_is_verified=True, page_size=page_size)
         try:
             integrity = src.execute("PRAGMA integrity_check").fetchone()[0]
             if integrity != "ok":

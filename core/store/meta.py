@@ -50,6 +50,8 @@ class StoreMeta:
     pending_wrapped_key: dict[str, Any] | None = None
     format: int = META_FORMAT
     notes: dict[str, str] = field(default_factory=dict)
+    #: SQLCipher page size of the database (bytes); stores written before it was recorded use 4096.
+    page_size: int = 4096
 
     def with_changes(self, **changes: Any) -> StoreMeta:
         return replace(self, **changes)

@@ -21,7 +21,7 @@ from core.errors import (
     StoreNotFoundError,
     WrongKeyError,
 )
-from core.store.database import Connection, apply_migrations, connect, key_pragma
+from core.store.database import NEW_STORE_PAGE_SIZE, Connection, apply_migrations, connect, key_pragma
 from core.store.keys import (
     KeyringSlot,
     WrappedKey,
@@ -65,8 +65,10 @@ class Store:
         *,
         key_mode: KeyMode | None = None,
         passphrase: PassphraseSource = _no_passphrase,
+        page_size: int = NEW_STORE_PAGE_SIZE,
     ) -> Store:
-        """Create a new store in data_dir. key_mode None picks the keyring when a secure one exists."""
+        """Create a new store in data_dir. key_mode None picks the keyring when a secure one exists. page_size: the
+        database's SQLCipher page size, recorded in store.json (a restore keeps its backup's)."""
         paths = StorePaths(Path(data_dir))
         if paths.exists():
             raise StoreExistsError(f"a store already exists in {paths.data_dir}; it was left untouched")
@@ -86,10 +88,11 @@ class Store:
             key_mode=key_mode,
             key_check=key_check_value(key),
             wrapped_key=wrapped,
+            page_size=page_size,
         )
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         paths.data_dir.chmod(0o700)
-        conn = connect(paths.database, key, create=True)
+        conn = connect(paths.database, key, create=True, page_size=page_size)
         paths.database.chmod(0o600)  # SQLite gives the -wal/-shm files the same mode
         try:
             apply_migrations(conn)
@@ -131,7 +134,7 @@ class Store:
         meta = StoreMeta.load(paths.meta)
         if key_check_value(key) not in (meta.key_check, meta.pending_key_check):
             raise WrongKeyError("the key handed over does not open this store; nothing was modified")
-        conn = connect(paths.database, key, key_is_verified=True)
+        conn = connect(paths.database, key, key_is_verified=True, page_size=meta.page_size)
         try:
             apply_migrations(conn)
         except BaseException:
@@ -251,7 +254,9 @@ def _open_with(
     for key in candidates:
         verified = key_check_value(key) in (meta.key_check, meta.pending_key_check)
         try:
-            conn = connect(paths.database, key, key_is_verified=verified and len(candidates) == 1)
+            conn = connect(
+                paths.database, key, key_is_verified=verified and len(candidates) == 1, page_size=meta.page_size
+            )
         except (WrongKeyError, StoreCorruptError) as exc:
             last = exc
             continue
