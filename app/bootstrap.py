@@ -40,6 +40,18 @@ class AppContext:
             self._store = Store.open(self.settings.data_dir, passphrase=self.credentials.passphrase)
         return self._store
 
+    def store_needs_passphrase(self) -> bool:
+        """The store is in passphrase mode (reads store.json only; False when none is open or exists yet)."""
+        return self._store is None and Store.needs_passphrase(self.settings.data_dir)
+
+    def open_store_with_passphrase(self, phrase: str) -> Store:
+        """Open the store with a passphrase typed in the window (not asked from the credentials) and keep it as
+        this process's store, so that ensure_worker() and the rest use it. A wrong passphrase raises WrongKeyError
+        and leaves nothing open. The passphrase is used for this one open and not kept."""
+        if self._store is None:
+            self._store = Store.open(self.settings.data_dir, passphrase=lambda _prompt: phrase)
+        return self._store
+
     def users(self) -> UserRepository:
         return UserRepository(self.store())
 

@@ -1,4 +1,5 @@
-"""The sign-in page (and the same page as the lock screen: only the signed-in user's password unlocks)."""
+"""The sign-in page (and the same page as the lock screen: only the signed-in user's password unlocks). For a store
+in passphrase mode it also asks for the store passphrase until the store is open."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ __all__ = ["LoginPage"]
 
 
 class LoginPage(QWidget):
-    """Emits submitted(name, password). `set_locked(user)` turns it into the unlock screen."""
+    """Emits submitted(name, password). `set_locked(user)` turns it into the unlock screen. `ask_passphrase(True)`
+    shows the "Store passphrase" field; `take_passphrase()` reads and clears it."""
 
     submitted = Signal(str, str)
 
@@ -21,6 +23,10 @@ class LoginPage(QWidget):
         self.user = QLineEdit(objectName="login_user")
         self.password = QLineEdit(objectName="login_password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase = QLineEdit(objectName="login_passphrase")
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase_note = QLabel("This store is encrypted with a passphrase: enter it to open the store.")
+        self.passphrase_note.setWordWrap(True)
         self.button = QPushButton("Sign in", objectName="login_button")
         self.button.setDefault(True)
         self.error = QLabel("", objectName="error")
@@ -28,9 +34,11 @@ class LoginPage(QWidget):
         notice = QLabel("Decision support only: every recommendation must be checked by a qualified clinician.")
         notice.setObjectName("notice")
         notice.setWordWrap(True)
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow("User", self.user)
         form.addRow("Password", self.password)
+        form.addRow("Store passphrase", self.passphrase)
+        form.addRow(self.passphrase_note)
         box = QWidget()
         box.setMaximumWidth(420)
         inner = QVBoxLayout(box)
@@ -45,10 +53,42 @@ class LoginPage(QWidget):
         outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
         outer.addStretch(2)
         self.button.clicked.connect(self._submit)
-        self.password.returnPressed.connect(self._submit)
+        self.password.returnPressed.connect(self._password_entered)
+        self.passphrase.returnPressed.connect(self._submit)
         self.user.returnPressed.connect(self.password.setFocus)
+        self.ask_passphrase(False)
+
+    def ask_passphrase(self, ask: bool) -> None:
+        """Show (True) or hide the store passphrase field and its note; hiding also clears it."""
+        self.wants_passphrase = ask
+        for row in (self.passphrase, self.passphrase_note):
+            self.form.setRowVisible(row, ask)
+        if not ask:
+            self.passphrase.clear()
+
+    def take_passphrase(self) -> str:
+        """The typed passphrase, cleared from the field at once (it is used for one open and not kept)."""
+        phrase = self.passphrase.text()
+        self.passphrase.clear()
+        return phrase
+
+    def show_passphrase_error(self, message: str) -> None:
+        """The store did not open: the user name and password stay, only the passphrase is asked again."""
+        self.error.setText(message)
+        self.passphrase.clear()
+        self.passphrase.setFocus()
+        self.button.setEnabled(True)
+
+    def _password_entered(self) -> None:
+        if self.wants_passphrase and not self.passphrase.text():
+            self.passphrase.setFocus()
+        else:
+            self._submit()
 
     def _submit(self) -> None:
+        if self.wants_passphrase and not self.passphrase.text():
+            self.show_passphrase_error("Enter the store passphrase to open the store.")
+            return
         self.error.setText("")
         self.button.setEnabled(False)
         self.submitted.emit(self.user.text(), self.password.text())

@@ -119,12 +119,15 @@ class MainWindow(QMainWindow):
         self._last_touch = 0.0
         QApplication.instance().installEventFilter(self)  # type: ignore[union-attr]
         self._preloaded = False
-        if store is None:
+        if store is not None:
+            self._store_ready(store)
+        elif ctx.open_store_with_passphrase is not None and ctx.needs_passphrase():
+            self.login.ask_passphrase(True)  # opened at sign-in with the typed passphrase (_open_with_passphrase)
+            self._status_labels["store"].setText("store: locked (passphrase needed)")
+        else:
             self.login.button.setEnabled(False)
             self.runner.submit("open store", lambda _t, _r: ctx.open_store(), doing="opening the store",
                                on_done=self._store_ready, on_error=self._store_failed)  # fmt: skip
-        else:
-            self._store_ready(store)
 
     # ------------------------------------------------------------------ store, sign-in, lock
     def _backend(self) -> str:
@@ -141,6 +144,7 @@ class MainWindow(QMainWindow):
                 t, r, _PRELOAD_UI), doing="preparing the panels", on_error=lambda _m: None))  # fmt: skip
 
     def _store_ready(self, store: Store) -> None:
+        self.login.ask_passphrase(False)
         self.store = store
         self.session = SessionModel(store, idle_timeout_s=self.ctx.settings.auto_lock_minutes * 60)
         self._status_labels["store"].setText(f"store: {store.paths.data_dir}")
@@ -153,6 +157,9 @@ class MainWindow(QMainWindow):
 
     def _on_credentials(self, name: str, password: str) -> None:
         session = self.session
+        if session is None and self.login.wants_passphrase:
+            self._open_with_passphrase(name, password)
+            return
         if session is None:
             self.login.show_error("The store is not open yet; wait a moment and try again.")
             return
@@ -162,6 +169,20 @@ class MainWindow(QMainWindow):
         else:
             self.runner.submit("sign in", lambda _t, _r: session.sign_in(name, password), doing="signing in",
                                on_done=lambda _u: self._after_sign_in(), on_error=self.login.show_error)  # fmt: skip
+
+    def _open_with_passphrase(self, name: str, password: str) -> None:
+        """Open the passphrase-mode store in a worker with the typed passphrase (cleared from the field now), then
+        sign in. A wrong passphrase keeps the user name and password and asks only for the passphrase again."""
+        phrase, opener = self.login.take_passphrase(), self.ctx.open_store_with_passphrase
+        assert opener is not None
+
+        def opened(store: Store) -> None:
+            self._store_ready(store)
+            self.login.button.setEnabled(False)  # still signing in
+            self._on_credentials(name, password)
+
+        self.runner.submit("open store", lambda _t, _r: opener(phrase), doing="opening the store", on_done=opened,
+                           on_error=self.login.show_passphrase_error)  # fmt: skip
 
     def _after_sign_in(self) -> None:
         assert self.session is not None and self.session.user is not None

@@ -10,13 +10,17 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from app.bootstrap import AppContext
 from app.cli.common import pass_app
 
-__all__ = ["gui", "has_display"]
+if TYPE_CHECKING:
+    from core.workstation.context import WorkstationContext
+
+__all__ = ["gui", "has_display", "workstation_context"]
 
 
 def has_display() -> bool:
@@ -53,7 +57,6 @@ def gui(app: AppContext, smoke: bool, screenshot: Path | None, study_uid: str | 
     if screenshot is not None and not smoke:
         raise click.UsageError("--screenshot goes with --smoke")
     started = time.perf_counter()
-    from core.workstation.context import WorkstationContext
     from ui.app import create_application, install_excepthook, keep_torch_out
 
     backend = _backend_name()  # before the blocker: find_spec("torch") must still see the installed package
@@ -64,12 +67,9 @@ def gui(app: AppContext, smoke: bool, screenshot: Path | None, study_uid: str | 
 
         code = run_smoke(qt_app, screenshot, started)
         raise click.exceptions.Exit(code)
-    ensure = getattr(app, "ensure_worker", None)
-    ctx = WorkstationContext(settings=app.settings, open_store=app.store, ensure_worker=ensure,
-                             backend_name=lambda: backend)  # fmt: skip
     from ui.main_window import MainWindow
 
-    window = MainWindow(ctx)
+    window = MainWindow(workstation_context(app, backend))
     install_excepthook(window.show_error)
     window.show()
     if startup_probe:
@@ -78,6 +78,23 @@ def gui(app: AppContext, smoke: bool, screenshot: Path | None, study_uid: str | 
         window.signed_in.connect(lambda: window.open_study(study_uid))
     code = qt_app.exec()
     raise click.exceptions.Exit(code)
+
+
+def workstation_context(app: AppContext, backend: str) -> WorkstationContext:
+    """What the window gets from the composition root. A passphrase-mode store is opened with the passphrase typed
+    on the sign-in page, unless RADPLAN_PASSPHRASE is set: then open_store() uses it and the window never asks (the
+    window never falls back to a terminal prompt: it may have no terminal)."""
+    from core.workstation.context import WorkstationContext
+
+    phrase_in_env = bool(os.environ.get("RADPLAN_PASSPHRASE"))
+    return WorkstationContext(
+        settings=app.settings,
+        open_store=app.store,
+        ensure_worker=getattr(app, "ensure_worker", None),
+        backend_name=lambda: backend,
+        open_store_with_passphrase=app.open_store_with_passphrase,
+        needs_passphrase=lambda: not phrase_in_env and app.store_needs_passphrase(),
+    )
 
 
 def _probe(qt_app: object, window: object, started: float) -> None:

@@ -125,6 +125,18 @@ class Store:
             raise
         return store
 
+    @staticmethod
+    def needs_passphrase(data_dir: Path) -> bool:
+        """Whether opening the store in data_dir asks for a passphrase (passphrase mode). Reads only store.json: no
+        key, no database. False when there is no store or store.json is unreadable (`open` then says why)."""
+        paths = StorePaths(Path(data_dir))
+        if not paths.meta.exists():
+            return False
+        try:
+            return StoreMeta.load(paths.meta).key_mode == "passphrase"
+        except StoreCorruptError:
+            return False
+
     @classmethod
     def open_with_key(cls, data_dir: Path, key: bytes) -> Store:
         """Open with the raw key handed over by the process that opened the store (the worker host's pipe)."""
