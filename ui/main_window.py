@@ -188,7 +188,12 @@ class MainWindow(QMainWindow):
         assert self.session is not None and self.session.user is not None
         user = self.session.user
         self._status_labels["user"].setText(f"{user.name} ({user.role.value})")
-        self._build_panels(visible_panels(user.role))
+        self.statusBar().showMessage("Preparing the workstation...")
+        self._build_panels(visible_panels(user.role), self._panels_ready)
+
+    def _panels_ready(self) -> None:
+        assert self.session is not None
+        self.statusBar().clearMessage()
         self._show_workstation()
         self._idle.start()
         self.signed_in.emit()
@@ -227,15 +232,26 @@ class MainWindow(QMainWindow):
         return False
 
     # ------------------------------------------------------------------ panels
-    def _build_panels(self, names: list[str]) -> None:
+    def _build_panels(self, names: list[str], done: Any) -> None:
+        """One panel per event-loop turn (the UI thread paints in between: its longest stall is the largest panel,
+        not all of them), then done(); the workstation page is shown only once every panel exists."""
         from ui.panels import build_panel
 
         self.tabs.clear()
         self.panels = {}
-        for name in names:
+        pending = list(names)
+
+        def next_panel() -> None:
+            if not pending:
+                done()
+                return
+            name = pending.pop(0)
             widget = build_panel(name, self)
             self.panels[name] = widget
             self.tabs.addTab(widget, _TAB_TITLES[name])
+            QTimer.singleShot(0, self, next_panel)
+
+        next_panel()
 
     def show_panel(self, name: str) -> None:
         if name in self.panels:
