@@ -2,10 +2,12 @@
 
 One association per attempt carries everything for the study: C-FIND at IMAGE level lists the instances the PACS
 holds (the expected set and the progress total), instances already in the store are skipped (resume), and the rest
-is requested with C-GET (or C-MOVE to our own storage SCP) - the whole study or series when nothing of it is here,
-else the missing SOP Instance UIDs. Received bytes are stored unchanged (core.pacs.receiver). When the association
-drops or cannot be opened, the retrieve waits (back-off 1 s, 2 s, 4 s, ... times `backoff_s`) and tries again, up
-to node.retries times. The study is marked complete only when every expected instance is in the store.
+is requested with C-GET (or C-MOVE to our own storage SCP, which speaks DICOM TLS for a TLS node) - the whole study
+or series when nothing of it is here, else the missing SOP Instance UIDs. Received bytes are stored unchanged
+(core.pacs.receiver). When the association drops or cannot be opened, the retrieve waits (back-off 1 s, 2 s, 4 s,
+... times `backoff_s`) and tries again, up to node.retries times; a C-MOVE the PACS could not deliver because the
+TLS handshake with our SCP failed is not retried (the error says why). The study is marked complete only when every
+expected instance is in the store.
 """
 
 from __future__ import annotations
@@ -19,20 +21,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.association import Association
 
 from core.errors import PermissionDeniedError
 from core.pacs.association import (
     FIND_MODEL,
     GET_MODEL,
-    LOCAL_TRANSFER_SYNTAXES,
     MOVE_MODEL,
-    RETRIEVE_SOP_CLASSES,
     LocalAE,
-    fast_poll,
     open_association,
 )
+from core.pacs.move_scp import StorageScp
 from core.pacs.nodes import PacsError, PacsNode
 from core.pacs.query import count_instances, list_instances
 from core.pacs.receiver import Received, StoreSink
@@ -165,19 +165,6 @@ def _run_request(
     return int(final.get("NumberOfFailedSuboperations", 0) or 0), code
 
 
-def _storage_scp(local: LocalAE, sink: StoreSink) -> AE:
-    ae = AE(ae_title=local.ae_title)
-    ae.maximum_pdu_size = local.max_pdu
-    for uid in RETRIEVE_SOP_CLASSES:
-        ae.add_supported_context(uid, list(LOCAL_TRANSFER_SYNTAXES))
-    ae.start_server(
-        (local.bind_address, local.storage_port),
-        block=False,
-        evt_handlers=[(evt.EVT_C_STORE, sink.handle), (evt.EVT_ESTABLISHED, lambda e: fast_poll(e.assoc))],
-    )
-    return ae
-
-
 def retrieve_study(
     store: Store,
     access: Access,
@@ -202,7 +189,7 @@ def retrieve_study(
         raise PermissionDeniedError("retrieving studies needs the 'import_studies' permission")
     report = RetrieveReport(study_uid=study_uid, node=node.name, method=method)
     start = time.perf_counter()
-    state = {"present": 0, "total": 0}
+    state = {"present": 0, "total": 0, "requests": 0}
     expected: dict[str, tuple[str, str]] = {}
 
     def on_received(r: Received) -> None:
@@ -210,29 +197,43 @@ def retrieve_study(
             progress(RetrieveProgress(state["present"] + r.instances, state["total"], r.bytes, r.elapsed_s))
 
     sink = StoreSink(store, access, batch_size=batch_size, on_received=on_received)
-    scp = _storage_scp(local, sink) if method == "move" else None
+    scp: StorageScp | None = None
     last_error: PacsError | None = None
     cancelled = False
     try:
+        if method == "move":
+            scp = StorageScp(local, node, sink)
         while report.attempts <= node.retries:
             if report.attempts:
                 delay = backoff_s * 2 ** (report.attempts - 1)
                 log.info("retrieve of %s: attempt %d in %.1f s (%s)", study_uid, report.attempts + 1, delay, last_error)
                 sleep(delay)
             report.attempts += 1
+            received_before = sink.received.instances
+            state["requests"] = 0  # C-GET/C-MOVE requests sent in this attempt
+            if scp is not None:
+                scp.begin_attempt()
             try:
                 if _attempt(store, local, node, study_uid, series_uid, method, sink, state, expected, report, cancel):
                     break
-            except _RetryableError as exc:
-                last_error = exc
             except RetrieveCancelledError:
                 cancelled = True
                 break
             except PacsError as exc:
-                if ("cannot connect" in str(exc) or "no association" in str(exc)) and "TLS failed" not in str(exc):
-                    last_error = exc
-                else:
-                    raise
+                last_error = exc
+                retry = isinstance(exc, _RetryableError) or (
+                    ("cannot connect" in str(exc) or "no association" in str(exc)) and "TLS failed" not in str(exc)
+                )
+                if scp is not None and state["requests"] and sink.received.instances == received_before:
+                    why = scp.why_nothing_arrived()
+                    if why:
+                        last_error = PacsError(f"{exc}; {why}")
+                    if scp.tls_failures:
+                        break  # a certificate or TLS set-up problem: another attempt would fail the same way
+                if not retry:
+                    if last_error is exc:
+                        raise
+                    raise last_error from exc
         sink_report = sink.close()
     except BaseException:
         sink.close()
@@ -308,6 +309,7 @@ def _attempt(
         state["present"], state["total"] = len(present) - sink.received.instances, len(expected)
         failed = 0
         for msg_id, ds in enumerate(_requests(study_uid, series_uid, expected, missing), start=1):
+            state["requests"] += 1
             failed += _run_request(assoc, ds, method, local.ae_title, msg_id, cancel)[0]
     sink.flush()
     still = set(expected) - _stored(store, expected)
@@ -347,6 +349,7 @@ def _attempt_whole(
         raise PacsError(f"PACS {node.name} has no instances for {what}")
     report.total, state["present"], state["total"] = total, 0, total
     ds = _requests(study_uid, series_uid, {"": (series_uid, "")}, {""})[0]
+    state["requests"] += 1
     failed, code = _run_request(assoc, ds, method, local.ae_title, 1, cancel)
     sink.flush()
     got = set(sink.sop_uids)

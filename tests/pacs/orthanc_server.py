@@ -1,8 +1,9 @@
 """A private Orthanc (Debian package) on free loopback ports, for tests and benchmarks.
 
 Each instance has its own storage folder and JSON configuration, registers the given AEs as modalities (so C-MOVE
-and C-GET to them are allowed), checks the called AE title (a wrong one is refused), loads the DICOMweb plugin
-when present, and is stopped (or killed) by us. The system Orthanc service is never used or touched.
+and C-GET to them are allowed; C-MOVE to those in tls_modalities over DICOM TLS), checks the called AE title (a
+wrong one is refused), loads the DICOMweb plugin when present, and is stopped (or killed) by us.
+The system Orthanc service is never used or touched.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class OrthancServer:
     aet: str = "ORTHANC"
     #: AE title -> port on 127.0.0.1 of the nodes Orthanc may send to (C-MOVE destinations, C-GET callers).
     modalities: dict[str, int] = field(default_factory=dict)
+    #: AE titles of `modalities` that Orthanc connects to with DICOM TLS ("UseDicomTls"; its DicomTls* options apply).
+    tls_modalities: tuple[str, ...] = ()
     #: Extra configuration options (e.g. DICOM TLS), merged over the defaults.
     extra: dict[str, object] = field(default_factory=dict)
     dicom_port: int = field(default_factory=free_port)
@@ -68,13 +71,18 @@ class OrthancServer:
             "DicomAlwaysAllowGet": True,
             "DicomCheckModalityHost": False,
             "UnknownSopClassAccepted": True,
-            "DicomModalities": {aet.lower(): [aet, "127.0.0.1", port] for aet, port in self.modalities.items()},
+            "DicomModalities": {aet.lower(): self._modality(aet, port) for aet, port in self.modalities.items()},
             "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "LimitFindResults": 0,
             "LimitFindInstances": 0,
             **self.extra,
         }
+
+    def _modality(self, aet: str, port: int) -> object:
+        if aet in self.tls_modalities:
+            return {"AET": aet, "Host": "127.0.0.1", "Port": port, "UseDicomTls": True}
+        return [aet, "127.0.0.1", port]
 
     def start(self, timeout_s: float = 30.0) -> OrthancServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,16 @@ class OrthancServer:
         return int(stats["CountInstances"])
 
     def upload(self, files: list[Path]) -> None:
-        storescu(self, files)
+        """DCMTK storescu; with DICOM TLS on (plain DICOM refused), the REST API (POST /instances) instead."""
+        if not self.extra.get("DicomTlsEnabled"):
+            storescu(self, files)
+            return
+        for path in files:
+            request = urllib.request.Request(f"{self.url}/instances", data=path.read_bytes(), method="POST")  # noqa: S310
+            with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310 - our http URL
+                answer = json.loads(resp.read())
+            if answer.get("Status") not in ("Success", "AlreadyStored"):
+                raise RuntimeError(f"Orthanc did not store {path}: {answer}")
 
 
 def storescu(server: OrthancServer, files: list[Path], calling_aet: str = "STORESCU") -> None:

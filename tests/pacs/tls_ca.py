@@ -1,4 +1,11 @@
-"""A throw-away certificate authority for DICOM TLS tests: a CA, a server and a client certificate (PEM files)."""
+"""A throw-away certificate authority for DICOM TLS tests: a CA and certificates it signs (PEM files).
+
+DICOM TLS runs both ways with one certificate per node: a node presents it as a TLS client (its own associations)
+and as a TLS server (its SCP, e.g. the storage SCP a C-MOVE connects to). So the PACS's ("server") and RadPlan's
+("client") certificates allow both TLS server and client authentication (extendedKeyUsage serverAuth, clientAuth);
+`client_only_cert` allows client authentication only (a peer refuses it from an SCP) and `server_only_cert` server
+authentication only (a peer refuses it from an SCU).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,10 @@ class Pki:
     server_key: Path
     client_cert: Path
     client_key: Path
+    client_only_cert: Path
+    client_only_key: Path
+    server_only_cert: Path
+    server_only_key: Path
 
 
 def _name(cn: str) -> x509.Name:
@@ -35,7 +46,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
 
 
 def _issue(
-    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, cn: str, usage: x509.ObjectIdentifier, out: Path
+    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, cn: str, usages: list[x509.ObjectIdentifier], out: Path
 ) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -48,7 +59,7 @@ def _issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
@@ -79,6 +90,9 @@ def make_pki(out: Path, ca_cn: str = "RadPlan Test CA") -> Pki:
     )
     ca = out / "ca.crt"
     ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    server = _issue(ca_key, ca_cert.subject, "orthanc", ExtendedKeyUsageOID.SERVER_AUTH, out)
-    client = _issue(ca_key, ca_cert.subject, "radplan", ExtendedKeyUsageOID.CLIENT_AUTH, out)
-    return Pki(ca, server[0], server[1], client[0], client[1])
+    both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    server = _issue(ca_key, ca_cert.subject, "orthanc", both, out)
+    client = _issue(ca_key, ca_cert.subject, "radplan", both, out)
+    client_only = _issue(ca_key, ca_cert.subject, "radplan-client-only", [ExtendedKeyUsageOID.CLIENT_AUTH], out)
+    server_only = _issue(ca_key, ca_cert.subject, "orthanc-server-only", [ExtendedKeyUsageOID.SERVER_AUTH], out)
+    return Pki(ca, *server, *client, *client_only, *server_only)
