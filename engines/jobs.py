@@ -1,5 +1,6 @@
-"""What the worker does for each job kind: 'segment' (model or region growing on a stored study) and 'selftest'
-(a worker health check that only sleeps, reports progress and honours cancellation)."""
+"""What the worker does for each job kind: 'segment' (model or region growing on a stored study), 'analyse'
+(radiomics, NLP and the recommendation: engines/analysis_job.py) and 'selftest' (a worker health check that only
+sleeps, reports progress and honours cancellation)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from core.segmentation.result import (
 )
 from core.segmentation.service import access_for_user, load_ct_series, store_segmentation
 from core.store.store import Store
+from engines.analysis_job import ANALYSE_JOB, run_analyse
 from engines.backends.select import choose_backend, load_backend
 from engines.segmentation.engine import segment_volume
 
@@ -156,5 +158,6 @@ def run_selftest(store: Store, ctx: JobContext, data_dir: Path) -> dict[str, Any
 
 HANDLERS: dict[str, Callable[[Store, JobContext, Path], dict[str, Any]]] = {
     "segment": run_segment,
+    ANALYSE_JOB: run_analyse,
     "selftest": run_selftest,
 }

@@ -1,5 +1,5 @@
 """The scripted walkthrough under Xvfb, against a real store and the real engine worker process: sign in, open the
-demo study, change the window preset, scroll, run a segmentation job, edit/undo/save masks, run the analysis, open
+demo study, change the window preset, scroll, run a segmentation job, edit/undo/save masks, run the analysis job, open
 the plan, approve it with the signature dialog, preview the PDF - asserting on the model state after each step.
 UI-thread stalls are measured by bench/gui_startup.py (a shared 2-vCPU test machine makes them meaningless here)."""
 
@@ -14,11 +14,13 @@ import pytest
 from shell_support import close, open_window, sign_in, workspace
 
 from app.bootstrap import AppContext, Credentials
+from core.jobs import JobQueue
 from core.plan.repository import get_plan, review_plan
 from core.security.roles import Permission
 from core.security.session import Session
 from core.store.users import UserRepository
 from core.viewer import WINDOW_PRESETS
+from core.workstation.analysis import ANALYSE_JOB, decode_mask
 from core.workstation.demo import PHYSICIST, RADIOLOGIST
 from ui.app import keep_torch_out
 from ui.smoke import grab_window, image_is_blank
@@ -116,6 +118,10 @@ def _walk(qtbot: Any, window: Any, ws: Any, manifest: dict[str, Any]) -> None:
     qtbot.waitUntil(lambda: analysis.result is not None or "failed" in analysis.status.text(), timeout=240000)
     assert analysis.result is not None, analysis.status.text()
     assert analysis.features_table.rowCount() > 50 and analysis.highlight_count > 0
+    jobs = JobQueue(ws.store).list(kind=ANALYSE_JOB)  # it ran in the engine worker, as a job, with the open GTV
+    assert [(j.id, j.status) for j in jobs] == [(analysis.job_id, "done")]
+    sent = decode_mask(jobs[0].payload["mask"], window.study.volume.array.shape)
+    assert np.array_equal(sent, window.study.masks.masks["gtv"] > 0) and jobs[0].payload["facts"] == {"age": 67}
     analysis.feature_search.setText("morph_volume")
     assert 1 <= analysis.features_table.rowCount() < 5
     out = ws.data_dir.parent / "features.csv"

@@ -1,6 +1,8 @@
 """Analysis of the open study: radiomics table (search, sort, CSV export), model scores with per-feature
 contribution bars, rules fired with their sources, NLP findings highlighted in the note, similar previous patients.
-The computation runs in a separate process (radiomics, spaCy); store reads in worker threads."""
+The computation (radiomics, spaCy, rules) runs as an 'analyse' job in the engine worker process, followed like the
+segmentation job (ui/engine_jobs.py); an installation without a worker runs it in a one-off process. Store reads run
+in worker threads."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.jobs import JobQueue
 from core.security.roles import Permission
-from core.workstation.analysis import analyse, highlight_spans, parse_facts
+from core.workstation.analysis import ANALYSE_JOB, analyse, analysis_job_payload, highlight_spans, parse_facts
 from core.workstation.study import OpenStudy
 from ui.common import fill_table, make_table, notice
+from ui.engine_jobs import follow_engine_job
 from ui.workers import CancelToken, TaskInfo, run_in_process
 
 if TYPE_CHECKING:
@@ -50,6 +54,7 @@ class AnalysisPanel(QWidget):
         self.shell = shell
         self.result: dict[str, Any] | None = None
         self.task: TaskInfo | None = None
+        self.job_id: int | None = None  # the last 'analyse' engine job (None: none, or run without a worker)
         self.run_btn = QPushButton("Run analysis", objectName="run_analysis")
         self.run_btn.clicked.connect(self.run_analysis)
         self.cancel_btn = QPushButton("Cancel")
@@ -137,14 +142,27 @@ class AnalysisPanel(QWidget):
         except ValueError as exc:
             self.status.setText(f"{exc}. Correct the facts and run again.")
             return None
-        self.shell.access(Permission.READ_PATIENT_DATA)  # audited check before patient data leaves the window
-        vol, mask, note = study.volume, gtv_mask(study.masks.masks), self.note.toPlainText()
+        access = self.shell.access(Permission.READ_PATIENT_DATA)  # audited check before patient data leaves the window
+        vol, note = study.volume, self.note.toPlainText()
+        found = gtv_mask(study.masks.masks)
+        mask = None if found is None else found.copy()  # a snapshot: undo/redo change the open masks in place
+        ensure_worker, queue = self.shell.ctx.ensure_worker, JobQueue(self.shell.store)  # type: ignore[arg-type]
+        self.job_id = None
 
-        def work(token: CancelToken, report: Any) -> dict[str, Any]:
+        def in_engine(token: CancelToken, report: Any) -> dict[str, Any]:
+            payload = analysis_job_payload(study_uid=study.study_uid, series_uid=vol.series_uid, mask=mask,
+                                           note=note, facts=facts)  # fmt: skip
+            job = follow_engine_job(queue, ANALYSE_JOB, payload, study_uid=study.study_uid, user=access.user.name,
+                                    ensure_worker=ensure_worker, token=token, report=report,
+                                    on_submitted=lambda job_id: setattr(self, "job_id", job_id))  # fmt: skip
+            return job.result
+
+        def in_process(token: CancelToken, report: Any) -> dict[str, Any]:  # no engine worker in this installation
             report(0.05, "computing radiomics, NLP and the recommendation")
             return run_in_process(analyse, vol.array, vol.spacing_mm, mask, note or None,  # type: ignore[no-any-return]
                                   facts=facts, token=token)  # fmt: skip
 
+        work = in_process if ensure_worker is None else in_engine
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.status.setText("analysis running in the background...")
@@ -152,6 +170,7 @@ class AnalysisPanel(QWidget):
             "analysis",
             work,
             doing="running the analysis",
+            on_progress=lambda f, m: self.status.setText(f"analysis {f:.0%}: {m}" if m else "analysis running..."),
             on_done=self.show_result,
             on_error=self._failed,
             on_cancel=lambda: self._ended("Analysis cancelled."),

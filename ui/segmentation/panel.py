@@ -4,7 +4,6 @@ with the mouse in the viewer (one undo step per stroke), undo/redo, save as a ne
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +24,8 @@ from core.security.roles import Permission
 from core.viewer.geometry import VIEW_AXIS
 from core.workstation.study import OpenStudy, save_mask_version
 from ui.common import notice
-from ui.workers import CancelledTask, CancelToken, TaskInfo
+from ui.engine_jobs import follow_engine_job
+from ui.workers import CancelToken, TaskInfo
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -113,29 +113,9 @@ class SegmentationPanel(QWidget):
             payload |= {"method": "region-grow", "seed_xyz": [x, y, z], "label": self.label.currentText() or "gtv"}
 
         def work(token: CancelToken, report: Any) -> Any:
-            job_id = queue.submit("segment", payload, study_uid=study.study_uid, created_by=access.user.name)
-            self.job_id = job_id
-            if ensure_worker is None:
-                raise RuntimeError("no engine worker is configured for this installation")
-            report(0.0, f"job {job_id} queued; starting the engine")
-            ensure_worker()
-            while True:
-                job = queue.get(job_id)
-                if token.cancelled and not job.terminal:
-                    queue.cancel(job_id, access.user.name)
-                    token.event.clear()  # wait for the worker to acknowledge
-                    cancelled_at = time.monotonic()
-                    while not queue.get(job_id).terminal and time.monotonic() - cancelled_at < 30:
-                        time.sleep(0.2)
-                    raise CancelledTask
-                if job.terminal:
-                    break
-                report(job.progress, job.message or job.status)
-                time.sleep(0.2)
-            if job.status == "cancelled":
-                raise CancelledTask
-            if job.status == "failed":
-                raise RuntimeError(job.error or "the segmentation failed")
+            job = follow_engine_job(queue, "segment", payload, study_uid=study.study_uid, user=access.user.name,
+                                    ensure_worker=ensure_worker, token=token, report=report,
+                                    on_submitted=lambda job_id: setattr(self, "job_id", job_id))  # fmt: skip
             report(0.99, "loading the masks")
             from core.segmentation.service import load_segmentation
 
