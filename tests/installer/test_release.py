@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from tests.installer.conftest import ROOT, CodeSigning, SigningKey
@@ -225,6 +226,19 @@ def test_full_release_installs_and_runs_offline(
     )
     backends = {b["name"]: b for b in doctor["inference_backends"]}
     assert backends["onnxruntime"]["available"] and not backends["torch"]["available"]
+    # the frozen engine end to end: a small demo series segmented by the shipped model, the SEG written by highdicom
+    # (its standard tables are data files the bundle must carry)
+    study, out = tmp_path / "study", tmp_path / "seg"
+    run = [*offline, str(exe)]
+    subprocess.run([*run, "demo-data", "--shape", "96x96x40", "--spacing", "4x4x5", str(study)], env=env, check=True)
+    seg = subprocess.run(
+        [*run, "segment", "--input", str(study / "ct"), "--backend", "onnxruntime", "--out", str(out)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert seg.returncode == 0, seg.stderr[-2000:]
+    ds = pydicom.dcmread(out / "seg.dcm")
+    assert ds.Modality == "SEG" and len(ds.SegmentSequence) >= 5
+    assert (out / "gtv.nii.gz").stat().st_size > 0
 
 
 @pytest.mark.slow
