@@ -229,8 +229,31 @@ def jobs_show(app: AppContext, job_id: int, as_json: bool) -> None:
     click.echo(job.summary())
     for key in ("study_uid", "created_by", "created", "started", "finished", "attempts"):
         click.echo(f"  {key}: {getattr(job, key)}")
-    if job.result:
+    if not job.result:
+        return
+    if job.kind == "segment":
         _echo_result(job.result)
+    elif job.kind == "analyse":
+        _echo_analysis(job.result)
+    else:
+        for key, value in job.result.items():
+            click.echo(f"  {key}: {value}")
+
+
+def _echo_analysis(result: dict[str, Any]) -> None:
+    """An 'analyse' job's result in a few lines (the whole result, features included, with --json)."""
+    rec = result.get("recommendation") or {}
+    click.echo(f"radiomics: {len(result.get('features') or [])} features"
+               + (f" ({result['radiomics_error']})" if result.get("radiomics_error") else ""))  # fmt: skip
+    click.echo(f"note: {len(result.get('mentions') or [])} findings")
+    for item in rec.get("recommendations") or []:
+        dose = (f" {item['total_dose_gy']} Gy in {item['fractions']} fractions"
+                if item.get("total_dose_gy") is not None and item.get("fractions") else "")  # fmt: skip
+        click.echo(f"recommendation: {item.get('intent', '?')} {item.get('modality', '?')}{dose} "
+                   f"(rules {', '.join(item.get('rule_ids') or [])}; {item.get('source', '')})")  # fmt: skip
+    click.echo(f"rules fired: {len(rec.get('rules_fired') or [])}, model scores: {len(rec.get('scores') or [])}")
+    if rec.get("decision_support_notice"):
+        click.echo(str(rec["decision_support_notice"]))
 
 
 @jobs.command("cancel")

@@ -75,3 +75,36 @@ def test_doctor_says_what_auto_picks(cli: Cli) -> None:
     assert report["auto_backend"] == ("tensorrt (cuda)" if trt["available"] else "onnxruntime (cpu)")
     if not trt["available"]:
         assert trt["detail"].startswith("unavailable: ")
+
+
+def test_jobs_show_summarises_an_analysis_job(initialised: Cli, data_dir: Path) -> None:
+    from core.jobs import JobQueue
+    from core.store.store import Store
+
+    result = {
+        "features": [{"tag": "morph_volume", "pyradiomics": "", "value": 79.9}] * 3,
+        "mentions": [{"label": "histology", "text": "adenocarcinoma"}],
+        "radiomics_error": "",
+        "recommendation": {
+            "decision_support_notice": "Decision support only.",
+            "recommendations": [{"intent": "curative", "modality": "SBRT", "total_dose_gy": 54, "fractions": 3,
+                                 "rule_ids": ["NSCLC-R02"], "source": "ESTRO ACROP 2017"}],
+            "rules_fired": ["NSCLC-R02", "STAGE-1"],
+            "scores": [],
+        },
+    }  # fmt: skip
+    store = Store.open(data_dir, passphrase=lambda _p: PASS["RADPLAN_PASSPHRASE"])
+    try:
+        queue = JobQueue(store)
+        job_id = queue.submit("analyse", {"note": "probe"}, study_uid=None, created_by=RAD)
+        claimed = queue.claim_next(worker_pid=1, kinds=["analyse"])
+        assert claimed is not None and claimed.id == job_id
+        queue.succeed(job_id, result)
+    finally:
+        store.close()
+    shown = initialised("jobs", "show", str(job_id), **AS_RAD).stdout
+    assert f"job {job_id} analyse done 100%" in shown
+    assert "radiomics: 3 features" in shown and "note: 1 findings" in shown
+    assert "recommendation: curative SBRT 54 Gy in 3 fractions (rules NSCLC-R02; ESTRO ACROP 2017)" in shown
+    assert "rules fired: 2, model scores: 0" in shown and "Decision support only." in shown
+    assert "backend:" not in shown  # not the segmentation summary
