@@ -7,7 +7,8 @@ or series when nothing of it is here, else the missing SOP Instance UIDs. Receiv
 (core.pacs.receiver). When the association drops or cannot be opened, the retrieve waits (back-off 1 s, 2 s, 4 s,
 ... times `backoff_s`) and tries again, up to node.retries times; a C-MOVE the PACS could not deliver because the
 TLS handshake with our SCP failed is not retried (the error says why). The study is marked complete only when every
-expected instance is in the store.
+expected instance is in the store, and partial when the retrieve finds instances the PACS holds missing here, also
+after a file import had marked it complete (core.pacs.study_state).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,10 +37,11 @@ from core.pacs.move_scp import StorageScp
 from core.pacs.nodes import PacsError, PacsNode
 from core.pacs.query import count_instances, list_instances
 from core.pacs.receiver import Received, StoreSink
+from core.pacs.study_state import has_any, missing_instances, set_study_status, stored_sops
 from core.security.roles import Permission
 from core.security.session import Access
 from core.store.audit import AuditObject
-from core.store.store import Store, utc_now
+from core.store.store import Store
 from core.store.users import record_access
 
 __all__ = ["RetrieveCancelledError", "RetrieveProgress", "RetrieveReport", "retrieve_study"]
@@ -91,18 +93,6 @@ class RetrieveReport:
     def mb_per_s(self) -> float:
         """Received megabytes (10^6 bytes) per second of the whole retrieve, queries and storage included."""
         return self.received_bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
-
-
-def _stored(store: Store, uids: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    uid_list = list(uids)
-    for i in range(0, len(uid_list), 500):
-        chunk = uid_list[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        found.update(
-            str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(chunk))
-        )
-    return found
 
 
 def _requests(
@@ -289,19 +279,20 @@ def _attempt(
     with open_association(
         local, node, query=[FIND_MODEL, model], storage_scp=method == "get", evt_handlers=handlers
     ) as assoc:
-        if report.attempts == 1 and not _has_any(store, study_uid, series_uid):
+        if report.attempts == 1 and not has_any(store, study_uid, series_uid):
             return _attempt_whole(
                 assoc, store, local, node, study_uid, series_uid, method, sink, state, expected, report, cancel
             )
+        listed = list_instances(assoc, study_uid, series_uid)  # a failed listing keeps the last one
         expected.clear()
-        expected.update(list_instances(assoc, study_uid, series_uid))
+        expected.update(listed)
         if not expected:
             raise PacsError(
                 f"PACS {node.name} has no instances for study {study_uid}"
                 + (f" series {series_uid}" if series_uid else "")
             )
         sink.flush()
-        present = _stored(store, expected)
+        present = stored_sops(store, expected)
         missing = set(expected) - present
         if report.attempts == 1:
             report.already_present = len(present)
@@ -312,20 +303,12 @@ def _attempt(
             state["requests"] += 1
             failed += _run_request(assoc, ds, method, local.ae_title, msg_id, cancel)[0]
     sink.flush()
-    still = set(expected) - _stored(store, expected)
+    still = set(expected) - stored_sops(store, expected)
     if still and not failed:
         raise _RetryableError(f"{len(still)} instance(s) did not arrive")
     if still:
         raise _RetryableError(f"the PACS reported {failed} failed sub-operation(s)")
     return True
-
-
-def _has_any(store: Store, study_uid: str, series_uid: str) -> bool:
-    sql = (
-        "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk "
-        "WHERE st.study_uid = ?" + (" AND se.series_uid = ?" if series_uid else "") + " LIMIT 1"
-    )
-    return bool(store.query(sql, (study_uid, series_uid) if series_uid else (study_uid,)))
 
 
 def _attempt_whole(
@@ -353,10 +336,10 @@ def _attempt_whole(
     failed, code = _run_request(assoc, ds, method, local.ae_title, 1, cancel)
     sink.flush()
     got = set(sink.sop_uids)
-    expected.clear()
-    expected.update(dict.fromkeys(got, (series_uid, "")))
-    if code != 0x0000 or failed or len(got) < total or _stored(store, got) != got:
+    if code != 0x0000 or failed or len(got) < total or stored_sops(store, got) != got:
         raise _RetryableError(f"{len(got)} of {total} instance(s) arrived (final status 0x{code:04X})")
+    expected.clear()  # only now are the instances received the PACS's whole set
+    expected.update(dict.fromkeys(got, (series_uid, "")))
     return True
 
 
@@ -369,13 +352,15 @@ def _finish(
     expected: set[str],
     report: RetrieveReport,
 ) -> None:
-    """Mark the study complete when every expected instance is here, and audit the retrieve's outcome."""
-    report.complete = bool(expected) and _stored(store, expected) == expected
+    """Set the study's status (core.pacs.study_state: complete when every instance the PACS listed for the study is
+    here, partial when some the PACS holds are missing) and audit the retrieve's outcome."""
+    report.complete = bool(expected) and stored_sops(store, expected) == expected
+    missing = missing_instances(store, study_uid, series_uid, expected, report.total)
     with store.transaction() as conn:
         if report.complete and not series_uid:
-            conn.execute(
-                "UPDATE studies SET status = 'complete', updated = ? WHERE study_uid = ?", (utc_now(), study_uid)
-            )
+            set_study_status(conn, study_uid, "complete")
+        elif missing:
+            set_study_status(conn, study_uid, "partial")
         record_access(
             conn,
             access,

@@ -197,3 +197,52 @@ def test_cancel_keeps_what_arrived_and_a_new_retrieve_resumes(
     report = retrieve_study(passphrase_store, IMPORTER, local, node, demo_study.study_uid)
     assert report.complete and report.already_present == kept
     assert_same_as_source(passphrase_store, demo_study)
+
+
+@pytest.mark.parametrize("scope", ["study", "series"])
+def test_a_retrieve_that_finds_instances_missing_marks_an_imported_study_partial(
+    passphrase_store: Store, orthanc: OrthancServer, demo_study: DemoStudy, local: LocalAE, scope: str
+) -> None:
+    """A file import marks its study complete; a later retrieve that establishes that the PACS holds instances of it
+    that are not stored (from the PACS's listing of the study; from its count for a series none of which is
+    stored, the whole-series request) marks it partial, and a full retrieve completes it again."""
+    from core.dicom.importer import import_paths
+
+    ct_series = str(pydicom.dcmread(demo_study.ct_files[0]).SeriesInstanceUID)
+    if scope == "study":
+        imported, series_uid, done_before = demo_study.ct_files[:5], "", 5
+    else:  # the RT objects only: nothing of the CT series is stored
+        imported, series_uid, done_before = sorted(set(demo_study.files) - set(demo_study.ct_files)), ct_series, 0
+    import_paths(passphrase_store, IMPORTER, imported)  # what `radplan import` does
+    assert study_status(passphrase_store, demo_study.study_uid) == "complete"
+    assert len(stored_sops(passphrase_store)) == len(imported)
+
+    cancel = threading.Event()
+
+    def cancel_after_three(p: RetrieveProgress) -> None:
+        if p.done >= done_before + 3:
+            cancel.set()
+
+    node = node_for(orthanc)
+    with pytest.raises(RetrieveCancelledError, match="cancelled"):
+        retrieve_study(
+            passphrase_store,
+            IMPORTER,
+            local,
+            node,
+            demo_study.study_uid,
+            series_uid=series_uid,
+            progress=cancel_after_three,
+            cancel=cancel,
+        )
+    kept = len(stored_sops(passphrase_store))
+    assert len(imported) + 3 <= kept < len(demo_study.files)
+    assert study_status(passphrase_store, demo_study.study_uid) == "partial"
+    audit = passphrase_store.query("SELECT details FROM audit WHERE action = 'pacs.retrieve' ORDER BY seq")
+    assert len(audit) == 1 and '"complete":false' in str(audit[0][0])
+
+    report = retrieve_study(passphrase_store, IMPORTER, local, node, demo_study.study_uid)
+    assert report.complete and report.already_present == kept
+    assert report.stored == len(demo_study.files) - kept
+    assert study_status(passphrase_store, demo_study.study_uid) == "complete"
+    assert_same_as_source(passphrase_store, demo_study)  # every instance once, unchanged
