@@ -56,6 +56,7 @@ def run_analyse(store: Store, ctx: JobContext, data_dir: Path) -> dict[str, Any]
         access_for_user(store, job.created_by, Permission.READ_PATIENT_DATA),
         str(payload["study_uid"]),
         payload.get("series_uid"),
+        purpose="analysis",
     )
     volume = ct.volume
     encoded = payload.get("mask")

@@ -137,8 +137,11 @@ def _series_blobs(conn: Connection, series_uid: str) -> list[tuple[bytes]]:
     return [(bytes(r[0]),) for r in rows]
 
 
-def load_ct_series(store: Store, access: Access, study_uid: str, series_uid: str | None = None) -> CtSeries:
-    """The study's CT series (the given one, else the CT series with most images) with its images (audited)."""
+def load_ct_series(
+    store: Store, access: Access, study_uid: str, series_uid: str | None = None, *, purpose: str = "segmentation"
+) -> CtSeries:
+    """The study's CT series (the given one, else the CT series with most images) with its images (audited, with
+    `purpose`: what the images are read for)."""
     if access.permission is not Permission.READ_PATIENT_DATA:
         raise PermissionDeniedError("reading images needs the 'read_patient_data' permission")
     with store.transaction() as conn:
@@ -161,7 +164,7 @@ def load_ct_series(store: Store, access: Access, study_uid: str, series_uid: str
             access,
             "study.read_images",
             objects=[AuditObject("study", study_uid)],
-            details={"instances": len(blobs), "purpose": "segmentation"},
+            details={"instances": len(blobs), "purpose": purpose},
         )
     return _to_series([pydicom.dcmread(io.BytesIO(bytes(b[0]))) for b in blobs])
 

@@ -21,7 +21,8 @@ from core.dicom.importer import import_paths
 from core.jobs import Job, JobCancelledError, JobQueue
 from core.security.roles import Permission, Role
 from core.security.session import Access
-from core.segmentation.service import read_series_dir
+from core.segmentation.service import access_for_user, load_ct_series, read_series_dir
+from core.store.audit import entries
 from core.store.store import Store
 from core.store.users import UserRepository
 from core.workstation.analysis import (
@@ -161,6 +162,21 @@ def _reads(env: Env) -> int:
     return int(str(rows[0][0]))
 
 
+def _read_purposes(env: Env) -> list[str]:
+    """The audited purpose of each CT read by rad1, oldest first."""
+    with env.store.transaction() as conn:
+        return [str(e.details.get("purpose")) for e in entries(conn, actor="rad1", action="study.read_images")]
+
+
+def test_the_ct_read_is_audited_with_its_purpose(env: Env) -> None:
+    access = access_for_user(env.store, "rad1", Permission.READ_PATIENT_DATA)
+    before = len(_read_purposes(env))
+    load_ct_series(env.store, access, env.study_uid, env.series_uid)
+    ct = load_ct_series(env.store, access, env.study_uid, env.series_uid, purpose="analysis")
+    assert ct.volume.array.shape == env.truth_gtv.shape
+    assert _read_purposes(env)[before:] == ["segmentation", "analysis"]
+
+
 @pytest.mark.slow
 def test_analyse_job_in_the_worker_matches_the_truth_and_the_in_process_analysis(env: Env, host: WorkerHost) -> None:
     reads_before = _reads(env)
@@ -189,7 +205,7 @@ def test_analyse_job_in_the_worker_matches_the_truth_and_the_in_process_analysis
     # progress reached the job row (the radiomics step lasts seconds; the short ones are checked in-process below);
     # the worker read the CT as the job's user (audited)
     assert "radiomics of the GTV (ibsi-d)" in messages and job.progress == 1.0
-    assert _reads(env) == reads_before + 1
+    assert _reads(env) == reads_before + 1 and _read_purposes(env)[-1] == "analysis"
     # the same numbers as the analysis run here on the series read from the files (what the GUI did before)
     ct = read_series_dir(env.study_dir / "ct")
     here = json.loads(json.dumps(analyse(ct.volume.array, ct.volume.spacing_mm, env.truth_gtv, env.note,

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.dicom.volumes import VolumeError
 from core.security.roles import Permission
 from core.viewer.geometry import VIEW_AXIS
 from core.workstation.study import OpenStudy, save_mask_version
@@ -30,9 +31,23 @@ from ui.workers import CancelToken, TaskInfo
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
 
-__all__ = ["SegmentationPanel"]
+__all__ = ["SegmentationPanel", "masks_fitting"]
 
 TOOLS = ("brush", "eraser", "region grow")
+
+
+def masks_fitting(masks: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The stored segmentation's masks when each fits the open series; else VolumeError, which the GUI shows as its
+    sentence (core.workstation.messages)."""
+    for name, mask in sorted(masks.items()):
+        if mask.shape != shape:
+            got, want = (" x ".join(str(n) for n in s) for s in (mask.shape, shape))
+            raise VolumeError(
+                f"the stored segmentation does not fit the open series: its {name} mask is {got} voxels, the series "
+                f"{want} (slices x rows x columns). It was made on another series; open that series, or run the "
+                "segmentation again on this one"
+            )
+    return masks
 
 
 class SegmentationPanel(QWidget):
@@ -120,9 +135,7 @@ class SegmentationPanel(QWidget):
             from core.segmentation.service import load_segmentation
 
             masks = load_segmentation(store, read_access, study.study_uid)  # type: ignore[arg-type]
-            if any(m.shape != study.volume.array.shape for m in masks.values()):
-                raise RuntimeError("the stored segmentation does not fit the open series")
-            return job, masks
+            return job, masks_fitting(masks, study.volume.array.shape)
 
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
