@@ -20,10 +20,11 @@ from core.dicom.importer import DamagedFileError, ImportReport, NotDicomError, p
 from core.errors import PermissionDeniedError
 from core.pacs.nodes import PacsError
 from core.pacs.query import FindQuery, FindResult, FindResults
+from core.pacs.study_state import set_study_status, stored_sops
 from core.security.roles import Permission
 from core.security.session import Access
 from core.store.audit import AuditObject
-from core.store.store import Store, utc_now
+from core.store.store import Store
 from core.store.users import record_access
 
 __all__ = ["qido_studies", "stow", "wado_retrieve_study"]
@@ -120,37 +121,32 @@ def wado_retrieve_study(
     expected = {_value(i, "00080018"): _value(i, "0020000E") for i in listed}
     if not expected:
         raise PacsError(f"the DICOMweb server has no instances for study {study_uid}")
-    marks = ",".join("?" * len(expected))
-    present = {
-        str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(expected))
-    }
+    present = stored_sops(store, expected)
     report = ImportReport(already_present=len(present))
-    for series in sorted({s for sop, s in expected.items() if sop not in present}):
-        url = f"{base_url.rstrip('/')}/studies/{study_uid}/series/{series}"
-        with _request(url, accept='multipart/related; type="application/dicom"', timeout=timeout) as response:
-            parsed = []
-            for part in _multipart(response):
-                try:
-                    inst = parse_instance("wado-rs part", part, header_only=True)
-                except (DamagedFileError, NotDicomError) as exc:
-                    report.damaged.append(("wado-rs part", str(exc)))
-                    continue
-                if inst.sop_uid not in present:
-                    parsed.append(inst)
-        store_instances(store, access, parsed, report, action="dicom.retrieve")
-    have = {
-        str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(expected))
-    }
-    complete = have == set(expected)
-    with store.transaction() as conn:
-        if complete:
-            conn.execute(
-                "UPDATE studies SET status = 'complete', updated = ? WHERE study_uid = ?", (utc_now(), study_uid)
-            )
-        record_access(conn, access, "pacs.retrieve", outcome="success" if complete else "minor_failure",
-                      objects=[AuditObject("study", study_uid)],
-                      details={"transport": "dicomweb", "total": len(expected), "stored": report.stored,
-                               "complete": complete})  # fmt: skip
+    try:
+        for series in sorted({s for sop, s in expected.items() if sop not in present}):
+            url = f"{base_url.rstrip('/')}/studies/{study_uid}/series/{series}"
+            with _request(url, accept='multipart/related; type="application/dicom"', timeout=timeout) as response:
+                parsed = []
+                for part in _multipart(response):
+                    try:
+                        inst = parse_instance("wado-rs part", part, header_only=True)
+                    except (DamagedFileError, NotDicomError) as exc:
+                        report.damaged.append(("wado-rs part", str(exc)))
+                        continue
+                    if inst.sop_uid not in present:
+                        parsed.append(inst)
+            store_instances(store, access, parsed, report, action="dicom.retrieve")
+    finally:  # also when the server fails mid-way: the status says what is stored of what it listed
+        have = stored_sops(store, expected)
+        complete = have == set(expected)
+        with store.transaction() as conn:
+            if have:  # complete, or partial even when a file import had called it complete (core.pacs.study_state)
+                set_study_status(conn, study_uid, "complete" if complete else "partial")
+            record_access(conn, access, "pacs.retrieve", outcome="success" if complete else "minor_failure",
+                          objects=[AuditObject("study", study_uid)],
+                          details={"transport": "dicomweb", "total": len(expected), "stored": report.stored,
+                                   "complete": complete})  # fmt: skip
     report.studies = [study_uid]
     if not complete:
         raise PacsError(f"DICOMweb retrieve of {study_uid} incomplete: {len(have)}/{len(expected)} stored; run again")
