@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.errors import StoreCorruptError, StoreExistsError, WrongKeyError
 from core.store import audit
-from core.store.database import PAGE_SIZE, connect, key_pragma, schema_version
+from core.store.database import PAGE_SIZE, connect, schema_version
 from core.store.keys import ScryptParams, key_check_value
 from core.store.meta import KeyMode, StorePaths
 from core.store.store import PassphraseSource, Store
@@ -61,6 +61,7 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
         with store._lock:
             store.conn.execute(f"ATTACH DATABASE ? AS backup KEY \"x'{key.hex()}'\"", (tmp_db,))
             try:
+                store.conn.execute(f"PRAGMA backup.cipher_page_size = {int(store.meta.page_size)}")
                 store.conn.execute("SELECT sqlcipher_export('backup')")
                 store.conn.execute(f"PRAGMA backup.user_version = {schema_version(store.conn)}")
             finally:
@@ -72,7 +73,7 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
             "created": last.ts,
             "kdf": {"name": "scrypt", "n": params.n, "r": params.r, "p": params.p, "salt": salt.hex()},
             "key_check": key_check_value(key),
-            "page_size": PAGE_SIZE,  # sqlcipher_export writes the attached file with SQLCipher's default page size
+            "page_size": store.meta.page_size,  # the store's own; backups written before this field have 4 KiB
         }
         blob = Path(tmp_db).read_bytes()
         header_bytes = json.dumps(header, sort_keys=True).encode()
@@ -118,12 +119,15 @@ def restore_backup(
     key = _derive(backup_passphrase, bytes.fromhex(str(kdf["salt"])), params)
     if key_check_value(key) != header["key_check"]:
         raise WrongKeyError("wrong backup passphrase; nothing was restored")
-    kwargs = {} if passphrase is None else {"passphrase": passphrase}
+    kwargs: dict[str, PassphraseSource] = {} if passphrase is None else {"passphrase": passphrase}
     page_size = int(header.get("page_size", PAGE_SIZE))  # type: ignore[call-overload]
-    new_store = Store.create(paths.data_dir, key_mode=key_mode, page_size=page_size, **kwargs)
+    if passphrase is None:  # today's page size either way
+        new_store = Store.create(paths.data_dir, key_mode=key_mode)
+    else:
+        new_store = Store.create(paths.data_dir, key_mode=key_mode, passphrase=passphrase)
     new_key = new_store._key
     new_store.close()
-    tmp = paths.data_dir / ".restore.db"
+    tmp, exported = paths.data_dir / ".restore.db", paths.data_dir / ".restore-new.db"
     with open(path, "rb") as fh:
         fh.seek(offset)
         tmp.write_bytes(fh.read())
@@ -133,17 +137,24 @@ def restore_backup(
             integrity = src.execute("PRAGMA integrity_check").fetchone()[0]
             if integrity != "ok":
                 raise StoreCorruptError(f"the backup's database fails its integrity check: {integrity}")
-            src.execute("PRAGMA journal_mode = DELETE")
-            # Re-encrypt the restored copy under the new store's key, then put it in place.
-            src.execute(key_pragma(new_key).replace("PRAGMA key", "PRAGMA rekey"))
+            # Export the restored copy under the new store's key and page size (a backup of an older 4 KiB store
+            # comes back as a 64 KiB one), then put it in place.
+            src.execute(f"ATTACH DATABASE ? AS target KEY \"x'{new_key.hex()}'\"", (str(exported),))
+            try:
+                src.execute(f"PRAGMA target.cipher_page_size = {int(new_store.meta.page_size)}")
+                src.execute("SELECT sqlcipher_export('target')")
+                src.execute(f"PRAGMA target.user_version = {schema_version(src)}")
+            finally:
+                src.execute("DETACH DATABASE target")
         finally:
             src.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(paths.database) + suffix).unlink(missing_ok=True)
-        os.replace(tmp, paths.database)
+        os.replace(exported, paths.database)
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(tmp) + suffix).unlink(missing_ok=True)
+        for name in (tmp, exported):
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(name) + suffix).unlink(missing_ok=True)
     restored = Store.open(paths.data_dir, **kwargs)
     with restored.transaction() as conn:
         audit.record(

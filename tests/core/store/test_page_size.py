@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import StoreCorruptError
-from core.store.backup import create_backup, restore_backup
+from core.store.backup import BACKUP_MAGIC, create_backup, read_backup_header, restore_backup
 from core.store.database import NEW_STORE_PAGE_SIZE, PAGE_SIZE
 from core.store.store import Store
 
@@ -72,17 +72,42 @@ def test_cut_at_a_small_page_boundary_is_reported_for_a_large_page_store(tmp_pat
     assert db.stat().st_size == NEW_STORE_PAGE_SIZE + 4096  # not modified
 
 
-def test_backup_of_a_large_page_store_restores(tmp_path: Path) -> None:
-    store = Store.create(tmp_path / "s", key_mode="passphrase", passphrase=phrase)
+@pytest.mark.parametrize("page_size", [PAGE_SIZE, NEW_STORE_PAGE_SIZE])
+def test_backup_restores_into_a_large_page_store(tmp_path: Path, page_size: int) -> None:
+    """A backup keeps its store's page size; a restore always gives a store with today's page size, so backup +
+    restore moves an older 4 KiB store to 64 KiB pages."""
+    store = Store.create(tmp_path / "s", key_mode="passphrase", passphrase=phrase, page_size=page_size)
     _probe(store, "kept")
     create_backup(store, tmp_path / "b.rpbak", "backup-passphrase-1", actor="admin", role="admin")
     store.close()
+    header, _ = read_backup_header(tmp_path / "b.rpbak")
+    assert header["page_size"] == page_size
     restored = restore_backup(
         tmp_path / "b.rpbak", tmp_path / "r", "backup-passphrase-1", key_mode="passphrase", passphrase=phrase
     )
-    assert restored.meta.page_size == PAGE_SIZE  # the backup file's own page size
+    assert restored.meta.page_size == NEW_STORE_PAGE_SIZE
+    assert restored.conn.execute("PRAGMA cipher_page_size").fetchone()[0] == str(NEW_STORE_PAGE_SIZE)
     assert _read(restored) == ("kept", 300000)
     restored.close()
+    assert not list((tmp_path / "r").glob(".restore*"))  # no temporary copy left behind
     again = Store.open(tmp_path / "r", passphrase=phrase)
     assert _read(again) == ("kept", 300000)
+    assert again.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     again.close()
+
+
+def test_backup_written_before_page_sizes_were_recorded_restores(tmp_path: Path) -> None:
+    store = Store.create(tmp_path / "s", key_mode="passphrase", passphrase=phrase, page_size=PAGE_SIZE)
+    _probe(store, "old")
+    create_backup(store, tmp_path / "b.rpbak", "backup-passphrase-1", actor="admin", role="admin")
+    store.close()
+    header, offset = read_backup_header(tmp_path / "b.rpbak")
+    del header["page_size"]  # the header as earlier versions wrote it
+    raw = (tmp_path / "b.rpbak").read_bytes()[offset:]
+    head = json.dumps(header, sort_keys=True).encode()
+    (tmp_path / "old.rpbak").write_bytes(BACKUP_MAGIC + len(head).to_bytes(4, "big") + head + raw)
+    restored = restore_backup(
+        tmp_path / "old.rpbak", tmp_path / "r", "backup-passphrase-1", key_mode="passphrase", passphrase=phrase
+    )
+    assert restored.meta.page_size == NEW_STORE_PAGE_SIZE and _read(restored) == ("old", 300000)
+    restored.close()
