@@ -31,7 +31,6 @@ from core.viewer.state import (
     FIELD_STRUCTURES,
     FIELD_WINDOW_LEVEL,
     FIELD_ZOOM,
-    DistanceMeasurement,
     Layer,
     ViewState,
 )
@@ -39,6 +38,7 @@ from ui.viewer.compose import DoseSampler, SliceComposer
 from ui.viewer.drawing import crosshair_segments, structure_lines
 from ui.viewer.overlays import default_isodose_levels, dose_colours, layer_table, pack_labels
 from ui.viewer.slice_view import SliceView
+from ui.viewer.tools import ViewerTools
 from ui.viewer.volume_view import VolumeView
 from ui.viewer.vtk_util import qimage, window_pixels
 
@@ -50,7 +50,7 @@ Contours = StructureSet | Mapping[str, PlanarStructure] | Sequence[PlanarStructu
 LINKED_REFRESH_S = 0.05
 
 
-class ViewerPanel(QWidget):  # type: ignore[misc]
+class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
     """2x2: axial (top left), coronal (top right), sagittal (bottom left), 3-D (bottom right)."""
 
     cursorChanged = Signal(float, float, float)  # noqa: N815  (Qt naming)
@@ -183,45 +183,6 @@ class ViewerPanel(QWidget):  # type: ignore[misc]
                             layer: Layer = "segmentation") -> None:  # fmt: skip
         self._state.set_structure_style(name, colour=colour, opacity=opacity, visible=visible, layer=layer)
 
-    def drag_window_level(self, view: ViewName, dx_px: float, dy_px: float) -> None:
-        """A window/level drag of (dx, dy) pixels: right widens the window, down raises the level."""
-        del view
-        scale = max(1.0, self._state.window / 256.0)
-        self._state.adjust_window_level(dx_px * scale, dy_px * scale)
-
-    def click(self, view: ViewName, x: float, y: float) -> None:
-        """Move the crosshair to widget pixel (x, y) of ``view``."""
-        point = self._pick(view, x, y)
-        if point is not None:
-            self._state.set_cursor(point)
-
-    def measure_start(self, view: ViewName, x: float, y: float) -> None:
-        point = self._pick(view, x, y)
-        if point is not None:
-            self._state.set_measurement(DistanceMeasurement(view, point, point))
-
-    def measure_move(self, view: ViewName, x: float, y: float) -> None:
-        m, point = self._state.measurement, self._pick(view, x, y)
-        if m is not None and point is not None and m.view == view:
-            self._state.set_measurement(DistanceMeasurement(view, m.p_mm, point))
-
-    def paint_start(self, view: ViewName, x: float, y: float) -> None:
-        self._stroke = (view, [])
-        self.paint_move(view, x, y)
-
-    def paint_move(self, view: ViewName, x: float, y: float) -> None:
-        stroke = self._stroke
-        point = self._pick(view, x, y)
-        if stroke is None or stroke[0] != view or point is None or self._geometry is None:
-            return
-        i, j, k = self._geometry.index_of(point)
-        stroke[1].append((float(k), float(j), float(i)))
-
-    def paint_end(self, view: ViewName) -> None:
-        stroke, self._stroke = self._stroke, None
-        if stroke is not None and stroke[0] == view and stroke[1]:
-            self.strokeFinished.emit(view, list(stroke[1]))
-
     def roi_statistics(self, name: str) -> RoiStats:
         """HU mean/SD, volume of a segmentation structure; KeyError naming the structures there are."""
         if self._volume is None or name not in self._masks:
@@ -326,14 +287,6 @@ class ViewerPanel(QWidget):  # type: ignore[misc]
         assert self._geometry is not None
         return self._geometry.display_of(self._state.cursor_mm)
 
-    def _pick(self, view: ViewName, x: float, y: float) -> Point | None:
-        if self._geometry is None:
-            return None
-        point = self.views[view].display_point(x, y)
-        axis = VIEW_AXIS[view]
-        point[axis] = self._cursor_display()[axis]
-        return self._geometry.patient_of_display(point)
-
     def _update_slices(self, *, recompose: bool = False) -> None:
         """Re-composite the views whose slice moved (all with ``recompose``), then the line overlays."""
         assert self._geometry is not None and self._composer is not None
@@ -382,25 +335,6 @@ class ViewerPanel(QWidget):  # type: ignore[misc]
                     view.iso_lut.SetTableValue(n, rgba[0], rgba[1], rgba[2], 1.0)
                 view.iso_lut.Modified()
         self._update_slices(recompose=True)
-
-    def _update_measurement(self, *, request: bool = True) -> None:
-        m, g = self._state.measurement, self._geometry
-        for name, view in self.views.items():
-            if m is None or g is None or m.view != name:
-                shown = False
-            else:
-                shown = g.clamp_index(g.index_of(m.p_mm))[VIEW_AXIS[name]] == self._state.slice_index(name)
-            if shown and m is not None and g is not None:
-                p, q = g.display_of(m.p_mm), g.display_of(m.q_mm)
-                view.set_lines(view.measure_actor, np.asarray([[p, q]]), None)
-                view.measure_text.SetInput(f"{m.distance_mm:.1f} mm")
-                view.measure_text.GetPositionCoordinate().SetValue(*q)
-                view.measure_text.VisibilityOn()
-            else:
-                view.measure_actor.VisibilityOff()
-                view.measure_text.VisibilityOff()
-        if request:
-            self._request_render(*VIEWS)
 
     def _update_corner_text(self) -> None:
         assert self._geometry is not None
