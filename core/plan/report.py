@@ -186,7 +186,7 @@ def render_plan_pdf(record: PlanRecord, key_images: bytes | None) -> bytes:
                     rx.source,
                 ],
             ],
-            [22, 18, 24, 28, 22, 22, 44],
+            [22, 20, 28, 28, 22, 22, 38],  # header words fit on one line at 7.5 pt bold
         ),
         Spacer(1, 2 * mm),
     ]

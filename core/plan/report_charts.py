@@ -83,12 +83,21 @@ def decision_support_story(
     p = styles["p"]
     story: list[Any] = [Paragraph("Radiomics highlights", styles["h"])]
     if c.radiomics:
-        rows = [["IBSI tag", "Value", "Unit"]]
-        for r in c.radiomics:
-            tag = str(r.get("tag") or r.get("name", ""))
-            unit = str(r.get("unit", ""))
-            rows.append([tag, _number(r.get("value")), unit or "unit not recorded"])
-        story += [table(rows, [70, 50, 60]), Paragraph("Features of the GTV, IBSI definitions (docs/radiomics.md).", p)]
+        # printed: the features with a physical unit (morphology, intensity statistics, model inputs); the rest
+        # (texture-matrix features and filtered-image features: hundreds) stay in the plan's data, not on paper
+        shown = [r for r in c.radiomics if r.get("unit")]
+        if shown:
+            rows = [["IBSI tag", "Value", "Unit"]]
+            rows += [[str(r.get("tag") or r.get("name", "")), _number(r.get("value")), str(r["unit"])] for r in shown]
+            story.append(table(rows, [70, 50, 60]))
+        text = "Features of the GTV, IBSI definitions (docs/radiomics.md)."
+        if len(shown) < len(c.radiomics):
+            text += (
+                f" {len(c.radiomics) - len(shown)} further features without a physical unit (texture matrices; "
+                "LoG- and wavelet-filtered images) are kept with this plan's data and in the Analysis panel's CSV "
+                "export; they are not printed."
+            )
+        story.append(Paragraph(text, p))
     else:
         story.append(not_available("Radiomics"))
     story.append(Paragraph("Model scores and per-feature contributions", styles["h"]))

@@ -148,3 +148,18 @@ def test_without_results_the_sections_say_not_available(made: Made, tmp_path: Pa
                      "Rules fired with citations: not available"):  # fmt: skip
         assert expected in flat, expected
     assert "Per-feature contributions" not in flat
+
+
+def test_pdf_prints_the_features_with_units_and_counts_the_rest(made: Made, tmp_path: Path) -> None:
+    assert made.content.radiomics is not None
+    unitless = tuple(
+        {"tag": tag, "value": 0.5 + n, "unit": ""}
+        for n, tag in enumerate(("cm_contrast_3D_avg", "wavelet-LLH:stat_mean", "log-sigma-1-0-mm-3D:ih_entropy"))
+    )
+    content = replace(made.content, radiomics=made.content.radiomics + unitless)
+    flat, pages = _pdf(replace(made.record, content=content), tmp_path)
+    assert "morph_volume 48250 mm^3" in flat and "ih_entropy 4.35 bits" in flat  # with units: printed
+    for row in unitless:
+        assert row["tag"] not in flat  # no unit: counted, not printed
+    assert "3 further features without a physical unit" in flat and "unit not recorded" not in flat
+    assert "Fractions Dose/fraction" in flat  # the prescription headers are not broken mid-word
