@@ -157,7 +157,7 @@ def test_pdf_prints_the_features_with_units_and_counts_the_rest(made: Made, tmp_
         for n, tag in enumerate(("cm_contrast_3D_avg", "wavelet-LLH:stat_mean", "log-sigma-1-0-mm-3D:ih_entropy"))
     )
     content = replace(made.content, radiomics=made.content.radiomics + unitless)
-    flat, pages = _pdf(replace(made.record, content=content), tmp_path)
+    flat, _ = _pdf(replace(made.record, content=content), tmp_path)
     assert "morph_volume 48250 mm^3" in flat and "ih_entropy 4.35 bits" in flat  # with units: printed
     for row in unitless:
         assert row["tag"] not in flat  # no unit: counted, not printed
