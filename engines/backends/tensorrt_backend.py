@@ -1,6 +1,7 @@
 """TensorRT backend (NVIDIA GPUs): an FP16 engine built from the model's ONNX file, cached on disk, run with device
 buffers and a CUDA stream through PyCUDA, with the TensorRT 10 API (build_serialized_network, set_input_shape,
-set_tensor_address, execute_async_v3).
+set_tensor_address, execute_async_v3). predict_device runs the same engine on torch-owned GPU memory (the batch
+tensor in, a torch-allocated output, torch's current stream) for the device pipeline.
 
 The engine cache lives in <data_dir>/engines/<key>.plan with key = sha256 of (model sha256, GPU name, TensorRT
 version, precision, optimisation profile): a new model, another GPU or another TensorRT version builds a new engine
@@ -21,12 +22,15 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from engines.backends.base import Backend, BackendUnavailableError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["TensorRTBackend", "engine_cache_path", "import_tensorrt"]
 
@@ -87,6 +91,7 @@ class TensorRTBackend(Backend):
     ) -> None:
         trt, cuda = import_tensorrt()
         self._trt, self._cuda = trt, cuda
+        self._device_index = device_index
         self._ctx = cuda.Device(device_index).retain_primary_context()
         self._ctx.push()
         try:
@@ -186,6 +191,36 @@ class TensorRTBackend(Backend):
             return np.array(h_out, dtype=np.float32, copy=True)
         finally:
             self._ctx.pop()
+
+    def predict_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """``predict`` on torch-owned GPU memory: TensorRT reads the batch tensor and writes a torch-allocated output
+        on torch's current stream (the primary context that PyCUDA retained is the one torch uses), nothing crosses
+        to the host. A batch that is not on a GPU takes the default host round trip."""
+        import torch
+
+        if batch.device.type != "cuda":
+            return super().predict_device(batch)
+        if batch.shape[0] > self.max_batch:
+            step = self.max_batch
+            return torch.cat([self.predict_device(batch[i : i + step]) for i in range(0, batch.shape[0], step)])
+        x = batch.detach().to(torch.device("cuda", self._device_index), torch.float32).contiguous()
+        self._ctx.push()
+        try:
+            shape = tuple(int(s) for s in x.shape)
+            if not self._context.set_input_shape(self.input_name, shape):
+                raise ValueError(f"the TensorRT engine does not accept input shape {shape}")
+            out_shape = tuple(int(s) for s in self._context.get_tensor_shape(self.output_name))
+            half = self._engine.get_tensor_dtype(self.output_name) == self._trt.DataType.HALF
+            out = torch.empty(out_shape, dtype=torch.float16 if half else torch.float32, device=x.device)
+            self._context.set_tensor_address(self.input_name, x.data_ptr())
+            self._context.set_tensor_address(self.output_name, out.data_ptr())
+            stream = torch.cuda.current_stream(x.device)
+            if not self._context.execute_async_v3(stream_handle=stream.cuda_stream):
+                raise RuntimeError("TensorRT execute_async_v3 failed (see the log)")
+            stream.synchronize()
+        finally:
+            self._ctx.pop()
+        return out.float().to(batch.device)
 
     def close(self) -> None:
         self._ctx.push()

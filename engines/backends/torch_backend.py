@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
 from core.segmentation.models import ModelError, ModelManifest
 from engines.backends.base import Backend, BackendUnavailableError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["TorchBackend"]
 
@@ -40,6 +45,13 @@ class TorchBackend(Backend):
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
             return np.asarray(self.model(x).float().cpu().numpy(), dtype=np.float32)
+
+    def predict_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model runs on the tensor itself (moved to the model's device only if it is elsewhere)."""
+        th = self._torch
+        with th.inference_mode():
+            logits: torch.Tensor = self.model(batch.to(self.device, th.float32)).float()
+            return logits.to(batch.device)
 
     def close(self) -> None:
         del self.model
