@@ -81,10 +81,25 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
         layout.addWidget(self.views["axial"], 0, 0)
         layout.addWidget(self.views["coronal"], 0, 1)
         layout.addWidget(self.views["sagittal"], 1, 0)
-        self.volume_view: VolumeView | None = VolumeView(self) if show_3d else None
-        if self.volume_view is not None:
-            layout.addWidget(self.volume_view, 1, 1)
+        # the 3-D view (a fourth OpenGL window) is created one event-loop turn later, or at first use: building the
+        # panel at sign-in then stalls the UI thread for three render windows, not four
+        self._layout = layout
+        self._volume_view: VolumeView | None = None
+        self._slot_3d: QWidget | None = QWidget(self) if show_3d else None
+        if self._slot_3d is not None:
+            layout.addWidget(self._slot_3d, 1, 1)
+            QTimer.singleShot(0, self, lambda: self.volume_view)
         self._state.subscribe(self._on_state)
+
+    @property
+    def volume_view(self) -> VolumeView | None:
+        """The 3-D view (None when the panel was built without one); created on first use."""
+        if self._volume_view is None and self._slot_3d is not None:
+            self._volume_view = VolumeView(self)
+            self._layout.replaceWidget(self._slot_3d, self._volume_view)
+            self._slot_3d.deleteLater()
+            self._slot_3d = None
+        return self._volume_view
 
     # -- public API -------------------------------------------------------------------------------------------
     @property
