@@ -104,23 +104,36 @@ def _stored(
 @click.option("--scheduler", default="local", show_default=True, help="local (a LocalCluster) or tcp://HOST:PORT.")
 @click.option("--workers", type=click.IntRange(1, 256), help="LocalCluster worker processes (default: CPUs, max 4).")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True)
+@click.option(
+    "--resume/--fresh",
+    default=True,
+    show_default=True,
+    help="Reuse the cases already done with unchanged inputs (progress journal or earlier output), or recompute all.",
+)
 @pass_app
 def batch(
-    app: AppContext, manifest: Path, out: Path, config: str, scheduler: str, workers: int | None, retries: int
+    app: AppContext, manifest: Path, out: Path, config: str, scheduler: str, workers: int | None, retries: int,
+    resume: bool,
 ) -> None:  # fmt: skip
     """Extract a cohort on Dask distributed: one row per case, with its error instead of aborting the batch."""
     access = app.authorize(Permission.RUN_ANALYSIS)
 
     def progress(done: int, total: int, case_id: str, status: str) -> None:
-        click.echo(f"progress {done}/{total} {case_id} {status}", err=True)
+        if status == "reused":
+            click.echo(f"{done} reused, {total - done} to extract", err=True)
+        else:
+            click.echo(f"progress {done}/{total} {case_id} {status}", err=True)
 
     from core.radiomics.service import batch_to_parquet
 
     report = batch_to_parquet(
         app.store(), access, manifest, out, config, scheduler=scheduler, n_workers=workers, retries=retries,
-        progress=progress,
+        progress=progress, resume=resume,
     )  # fmt: skip
-    click.echo(f"{report.n_ok} ok, {report.n_failed} failed, written to {out} in {report.seconds:.1f} s")
+    click.echo(
+        f"{report.n_ok} ok, {report.n_failed} failed ({report.n_reused} reused), written to {out} "
+        f"in {report.seconds:.1f} s"
+    )
     if report.n_failed:  # a ClickException: main() turns click's Exit into status 0 with standalone_mode=False
         raise click.ClickException(f"{report.n_failed} case(s) failed: see the error column of {out}")
 

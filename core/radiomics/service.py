@@ -72,17 +72,22 @@ def batch_to_parquet(
     n_workers: int | None = None,
     retries: int = 2,
     progress: Callable[[int, int, str, str], None] | None = None,
+    resume: bool = True,
 ) -> BatchReport:
-    """Run a cohort manifest on Dask and write ``out`` (Parquet); audited with every case's files and outcome."""
+    """Run a cohort manifest on Dask and write ``out`` (Parquet); audited with every case's files and outcome.
+    With ``resume``, unchanged cases already done (journal or earlier ``out``) are reused (see :func:`run_batch`)."""
     cases = read_manifest(manifest, config)
-    report = run_batch(cases, out, scheduler=scheduler, n_workers=n_workers, retries=retries, progress=progress)
+    report = run_batch(
+        cases, out, scheduler=scheduler, n_workers=n_workers, retries=retries, progress=progress, resume=resume
+    )
     objects = [AuditObject("image_file", str(c.image), c.case_id) for c in cases]
     objects += [AuditObject("mask_file", str(c.mask), c.case_id) for c in cases]
     with store.transaction() as conn:
         record_access(
             conn, access, "radiomics.batch", objects=objects,
             outcome="success" if report.n_failed == 0 else "minor_failure",
-            details={"cases": len(cases), "ok": report.n_ok, "failed": report.n_failed, "out": str(out),
+            details={"cases": len(cases), "ok": report.n_ok, "failed": report.n_failed, "reused": report.n_reused,
+                     "out": str(out),
                      "scheduler": scheduler or "local", "seconds": round(report.seconds, 3)},
         )  # fmt: skip
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,15 +65,24 @@ def test_extract_writes_ibsi_tagged_csv_and_audits(
     # the cohort batch: one good case, one broken; the batch finishes, exits 1 and keeps the error per case
     (tmp_path / "cohort.csv").write_text(f"case_id,image,mask\ngood,{image},{mask}\nbad,{image},missing.nii.gz\n")
     table = tmp_path / "cohort.parquet"
-    batch = initialised(
-        "radiomics", "batch", "--manifest", str(tmp_path / "cohort.csv"), "--out", str(table), "--config", "ibsi-c",
-        "--workers", "1", "--retries", "0", check=False, **RADIOLOGIST,
+    args = ["radiomics", "batch", "--manifest", str(tmp_path / "cohort.csv"), "--out", str(table)]
+    args += ["--config", "ibsi-c", "--workers", "1", "--retries", "0"]
+    batch = initialised(*args, check=False, **RADIOLOGIST)
+    assert batch.returncode == 1 and "1 ok, 1 failed (0 reused)" in batch.stdout and "progress 2/2" in batch.stderr
+    assert "0 reused, 2 to extract" in batch.stderr and table.exists()
+    # again: the good case is reused from the output, the failed one is retried; --fresh recomputes both
+    resumed = initialised(*args, "--resume", check=False, **RADIOLOGIST)
+    assert resumed.returncode == 1 and "1 reused, 1 to extract" in resumed.stderr
+    assert "1 ok, 1 failed (1 reused)" in resumed.stdout and "progress 2/2 bad failed" in resumed.stderr
+    fresh = initialised(*args, "--fresh", check=False, **RADIOLOGIST)
+    assert fresh.returncode == 1 and "0 reused, 2 to extract" in fresh.stderr and "(0 reused)" in fresh.stdout
+    log = initialised(
+        "audit", "list", "--action", "radiomics.*", "--json", RADPLAN_USER=ADMIN, RADPLAN_PASSWORD=ADMIN_PW, **PASS
     )  # fmt: skip
-    assert batch.returncode == 1 and "1 ok, 1 failed" in batch.stdout and "progress 2/2" in batch.stderr
-    assert table.exists()
-    log = initialised("audit", "list", "--action", "radiomics.*", RADPLAN_USER=ADMIN, RADPLAN_PASSWORD=ADMIN_PW, **PASS)
-    assert "radiomics.extract" in log.stdout and "success" in log.stdout
-    assert "radiomics.batch" in log.stdout
+    entries = json.loads(log.stdout)
+    assert [e["outcome"] for e in entries if e["action"] == "radiomics.extract"] == ["success"]
+    batches = [e["details"] for e in entries if e["action"] == "radiomics.batch"]
+    assert [(d["ok"], d["failed"], d["reused"]) for d in batches] == [(1, 1, 0), (1, 1, 1), (1, 1, 0)]
 
 
 def test_refusals(initialised: Cli, ct_case: tuple[Path, Path], tmp_path: Path) -> None:
