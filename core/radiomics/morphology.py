@@ -3,8 +3,8 @@
 Mesh: marching cubes (scikit-image, level 0.5) on the morphological mask padded with one empty voxel, vertices in mm.
 Volumes in mm^3, areas in mm^2, lengths in mm, ratios dimensionless, ``morph_integ_int`` in mm^3 x intensity unit.
 PCA axes use the sample covariance (divided by N - 1) of the voxel centres of the morphological mask. Moran's I and
-Geary's C use inverse-distance weights between intensity-mask voxel centres (exact, O(N^2) in chunks, up to
-``MAX_AUTOCORR_VOXELS`` voxels; beyond that they are reported as NaN rather than approximated).
+Geary's C use inverse-distance weights between intensity-mask voxel centres, exact for any ROI size by FFT
+convolution over the ROI box (``core.radiomics.autocorrelation``).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import ConvexHull
-from scipy.spatial.distance import cdist
 from scipy.special import eval_legendre
 from skimage.measure import marching_cubes as _marching_cubes
 
-__all__ = ["MAX_AUTOCORR_VOXELS", "morphology"]
+from core.radiomics.autocorrelation import moran_geary
+
+__all__ = ["morphology"]
 
 Floats = NDArray[np.float64]
 Features = dict[str, float]
-MAX_AUTOCORR_VOXELS = 40_000
 marching_cubes: Any = _marching_cubes  # scikit-image is not annotated
 
 
@@ -57,30 +57,6 @@ def _ellipsoid_area(a: float, b: float, c: float) -> float:
     return 4 * math.pi * a * b * sum(terms)
 
 
-def _autocorrelation(points: Floats, values: Floats) -> tuple[float, float]:
-    """Moran's I and Geary's C with weights w_ij = 1/distance (mm), i != j, by blocks of rows:
-    sum w_ij d_i d_j = d^T W d and sum w_ij (d_i - d_j)^2 = 2 sum_i d_i^2 r_i - 2 d^T W d (W symmetric, r = row sums).
-    """
-    n = len(values)
-    if n < 2 or n > MAX_AUTOCORR_VOXELS:
-        return float("nan"), float("nan")
-    dev = values - values.mean()
-    den = float((dev**2).sum())
-    if den == 0:
-        return float("nan"), float("nan")
-    w_sum = cross = spread = 0.0
-    for start in range(0, n, 2048):
-        d = cdist(points[start : start + 2048], points)
-        w = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
-        rows = w.sum(axis=1)
-        block = dev[start : start + 2048]
-        w_sum += float(rows.sum())
-        cross += float(block @ (w @ dev))
-        spread += float(2 * (block**2 @ rows))
-    geary_num = spread - 2 * cross
-    return n / w_sum * cross / den, (n - 1) / (2 * w_sum) * geary_num / den
-
-
 def morphology(
     morph_mask: NDArray[np.bool_],
     intensity_mask: NDArray[np.bool_],
@@ -100,7 +76,7 @@ def morphology(
     box_area = 2 * (extent[0] * extent[1] + extent[1] * extent[2] + extent[0] * extent[2])
     hull = ConvexHull(verts)
     a, b, c = major / 2, minor / 2, least / 2
-    moran, geary = _autocorrelation(ipts, vals)
+    moran, geary = moran_geary(intensity_mask, image, spacing_mm)
     sph = (36 * math.pi * volume**2) ** (1 / 3)
     com_geom = pts.mean(axis=0)
     com_int = (ipts * vals[:, None]).sum(axis=0) / vals.sum() if vals.sum() != 0 else com_geom

@@ -98,7 +98,7 @@ def test_statistics_and_histogram_by_hand() -> None:
 
 
 def test_moran_and_geary_match_their_double_sums() -> None:
-    from core.radiomics.morphology import _autocorrelation
+    from core.radiomics.autocorrelation import moran_geary_pairs as _autocorrelation
 
     rng = np.random.default_rng(1)
     pts = rng.integers(0, 6, size=(40, 3)).astype(float) * 2.0
