@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -232,7 +233,7 @@ class MainWindow(QMainWindow):
         return False
 
     # ------------------------------------------------------------------ panels
-    def _build_panels(self, names: list[str], done: Any) -> None:
+    def _build_panels(self, names: list[str], done: Callable[[], None]) -> None:
         """One panel per event-loop turn (the UI thread paints in between: its longest stall is the largest panel,
         not all of them), then done(); the workstation page is shown only once every panel exists."""
         from ui.panels import build_panel

@@ -354,8 +354,8 @@ def _finish(
 ) -> None:
     """Set the study's status (core.pacs.study_state: complete when every instance the PACS listed for the study is
     here, partial when some the PACS holds are missing) and audit the retrieve's outcome."""
-    report.complete = bool(expected) and stored_sops(store, expected) == expected
     missing = missing_instances(store, study_uid, series_uid, expected, report.total)
+    report.complete = bool(expected) and missing == 0  # with a listing, missing counts exactly its absent instances
     with store.transaction() as conn:
         if report.complete and not series_uid:
             set_study_status(conn, study_uid, "complete")

@@ -3,12 +3,14 @@
 The journal gets one JSON line per finished case (``case_id``, ``status``, ``error``, ``seconds``, ``features``,
 ``signature``), flushed and fsynced by the client as the case finishes. A case's signature is what it was computed
 from: the resolved image and mask paths with their sizes and modification times (ns; a folder, such as a DICOM
-series, by its file count, total size and newest file), the configuration, label and ROI. A row is reused only when
+series, by its file count, total size and newest file), the configuration, label and ROI, and the RadPlan and
+pyradiomics versions. A row is reused only when
 it is ``ok`` and its signature equals the case's signature now.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -61,6 +63,7 @@ def case_signature(case: Case) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _extractor_version() -> str:
     """The code that computed the values: a new RadPlan or pyradiomics release recomputes every case."""
     from importlib import metadata

@@ -10,7 +10,7 @@ import csv
 import math
 import re
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ def read_images(image_path: Path, mask_path: Path, roi: str | None = None) -> tu
     from core.radiomics.dicom_input import dicom_modality, rtstruct_mask, seg_mask
 
     with ThreadPoolExecutor(1) as pool:
+        pending: Future[Any] | None = None
         try:
             if image_path.is_dir():
                 reader = sitk.ImageSeriesReader()
@@ -99,7 +100,7 @@ def read_images(image_path: Path, mask_path: Path, roi: str | None = None) -> tu
                     "image"
                 )
             mask = sitk.ReadImage(str(mask_path))
-            if not image_path.is_dir():
+            if pending is not None:
                 image = pending.result()
         except RuntimeError as exc:
             detail = re.sub(r'"[^"]*"', "(file)", str(exc).strip().splitlines()[-1])  # no paths in user messages

@@ -38,24 +38,6 @@ class MaskCodecError(RadPlanError):
     """An encoded mask is damaged or does not fit the CT series it is meant for; the message says which."""
 
 
-def _box(on: NDArray[np.bool_]) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
-    """(low, high) corners, high exclusive, of the True voxels of a 3-D array; None when there is none."""
-    lo: list[int] = []
-    hi: list[int] = []
-    view = on
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        idx = np.flatnonzero(view.any(axis=others))
-        if idx.size == 0:
-            return None
-        lo.append(int(idx[0]))
-        hi.append(int(idx[-1]) + 1)
-        cut = [slice(None)] * 3
-        cut[axis] = slice(lo[-1], hi[-1])
-        view = view[tuple(cut)]  # the next axes only look inside the range found so far
-    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
-
-
 def encode_mask(mask: NDArray[Any]) -> dict[str, Any]:
     """A 3-D mask (z, y, x; nonzero = inside) as a small JSON value for a job payload: {"shape": [z, y, x],
     "box": [[z0, y0, x0], [z1, y1, x1]] (high corner exclusive; null for an empty mask), "bits": base64 of
@@ -63,13 +45,15 @@ def encode_mask(mask: NDArray[Any]) -> dict[str, Any]:
     on = np.asarray(mask) != 0
     if on.ndim != 3:
         raise ValueError(f"a mask must be 3-D (slices, rows, columns), not {on.ndim}-D")
+    from core.segmentation.edit import bounding_box
+
     shape = [int(n) for n in on.shape]
-    box = _box(on)
+    box = bounding_box(on)
     if box is None:
         return {"shape": shape, "box": None, "bits": ""}
-    (z0, y0, x0), (z1, y1, x1) = box
-    bits = np.packbits(on[z0:z1, y0:y1, x0:x1], axis=None)
-    return {"shape": shape, "box": [list(box[0]), list(box[1])], "bits": base64.b64encode(bits.tobytes()).decode()}
+    bits = np.packbits(on[box], axis=None)
+    corners = [[int(b.start) for b in box], [int(b.stop) for b in box]]
+    return {"shape": shape, "box": corners, "bits": base64.b64encode(bits.tobytes()).decode()}
 
 
 def _dims(shape: Sequence[int]) -> str:

@@ -14,7 +14,6 @@ copies (not conv3d, which CUDA runs in TF32 by default and would round HU values
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from numpy.typing import NDArray
 
 from core.segmentation.models import CancelledError, ModelManifest
 from engines.backends.base import Backend
-from engines.segmentation.preprocess import Prepared, Shape3, Vec3, model_grid
+from engines.segmentation.preprocess import Prepared, Shape3, Vec3, antialias_sigma_vox, model_grid, model_padding
 from engines.segmentation.sliding_window import gaussian_importance, patch_starts
 
 __all__ = [
@@ -113,10 +112,8 @@ def prepare_on_device(
     shape, origin = model_grid(source_shape, spacing, model_spacing)
     norm = manifest.normalisation
     volume = _to_device(hu, dev).clamp_(norm.clip_hu[0], norm.clip_hu[1])
-    sigma_vox = [
-        math.sqrt(max(t * t - s * s, 0.0)) / 2.0 / s for s, t in zip(spacing[::-1], model_spacing[::-1], strict=True)
-    ]
-    if max(sigma_vox) > 0.2:  # as preprocess.resample_to_model
+    sigma_vox = antialias_sigma_vox(spacing, model_spacing)
+    if sigma_vox is not None:
         volume = gaussian_filter_nearest(volume, sigma_vox, truncate=3.0)
     axes = [
         _axis_samples(shape[a], origin[2 - a], model_spacing[2 - a], source_shape[a], 0.0, spacing[2 - a])
@@ -125,8 +122,7 @@ def prepare_on_device(
     image = _resample(volume[None], axes)[0]
     del volume
     image = image.clamp_(norm.clip_hu[0], norm.clip_hu[1]).sub_(float(norm.mean)).div_(float(norm.std))
-    d = max(int(manifest.divisible_by), 1)
-    pad = tuple((0, (-n) % d) for n in shape)
+    pad = model_padding(shape, manifest.divisible_by)
     if any(after for _, after in pad):
         value = float(np.float32(norm.value_of(norm.clip_hu[0])))
         image = F.pad(image, (0, pad[2][1], 0, pad[1][1], 0, pad[0][1]), mode="constant", value=value)
@@ -138,7 +134,7 @@ def prepare_on_device(
         model_spacing_mm=model_spacing,
         model_shape=shape,
         model_origin_mm=origin,
-        pad=(pad[0], pad[1], pad[2]),
+        pad=pad,
     )
     return image, prepared
 

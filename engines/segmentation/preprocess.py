@@ -10,6 +10,7 @@ Downsampling first smooths with a Gaussian of sigma = sqrt(s'^2 - s^2) / 2 mm pe
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from scipy import ndimage
 
 from core.segmentation.models import ModelManifest
 
-__all__ = ["Prepared", "model_grid", "prepare", "resample_to_model"]
+__all__ = ["Prepared", "antialias_sigma_vox", "model_grid", "model_padding", "prepare", "resample_to_model"]
 
 Vec3 = tuple[float, float, float]
 Shape3 = tuple[int, int, int]
@@ -65,19 +66,30 @@ def _image(array: NDArray[Any], spacing: Vec3, origin: Vec3 = (0.0, 0.0, 0.0)) -
     return image
 
 
+def antialias_sigma_vox(source_spacing: Vec3, model_spacing: Vec3) -> list[float] | None:
+    """The anti-aliasing Gaussian's sigma per array axis (z, y, x), in source voxels: sqrt(s'^2 - s^2) / 2 mm (0 where
+    s' <= s); None when no axis needs more than 0.2 voxel (no smoothing)."""
+    pairs = zip(source_spacing[::-1], model_spacing[::-1], strict=True)
+    sigma = [math.sqrt(max(t * t - s * s, 0.0)) / 2.0 / s for s, t in pairs]
+    return sigma if max(sigma) > 0.2 else None
+
+
+def model_padding(shape: Sequence[int], divisible_by: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(before, after) per axis [z, y, x] that makes ``shape`` a multiple of ``divisible_by`` (padding at the end)."""
+    d = max(int(divisible_by), 1)
+    z, y, x = ((0, (-int(n)) % d) for n in shape)
+    return z, y, x
+
+
 def resample_to_model(
     array: NDArray[Any], source_spacing: Vec3, model_spacing: Vec3, *, antialias: bool = True
 ) -> NDArray[np.float32]:
     """Linear resampling of a [z, y, x] array (HU, or a 0/1 mask giving fractions) onto the model grid."""
     data = np.asarray(array, dtype=np.float32)
     shape, origin = model_grid((data.shape[0], data.shape[1], data.shape[2]), source_spacing, model_spacing)
-    if antialias:
-        sigma_vox = [
-            math.sqrt(max(t * t - s * s, 0.0)) / 2.0 / s
-            for s, t in zip(source_spacing[::-1], model_spacing[::-1], strict=True)
-        ]
-        if max(sigma_vox) > 0.2:
-            data = ndimage.gaussian_filter(data, sigma_vox, mode="nearest", truncate=3.0)
+    sigma_vox = antialias_sigma_vox(source_spacing, model_spacing) if antialias else None
+    if sigma_vox is not None:
+        data = ndimage.gaussian_filter(data, sigma_vox, mode="nearest", truncate=3.0)
     out: Any = sitk.Resample(
         _image(data, source_spacing), (shape[2], shape[1], shape[0]), sitk.Transform(), sitk.sitkLinear, origin,
         tuple(float(s) for s in model_spacing), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), 0.0,
@@ -98,8 +110,7 @@ def prepare(hu: NDArray[Any], spacing_mm: Vec3, manifest: ModelManifest) -> Prep
     # clip before smoothing so bone and metal do not bleed into soft tissue more than the model saw in training
     clipped = np.clip(np.asarray(hu, dtype=np.float32), norm.clip_hu[0], norm.clip_hu[1])
     image = norm.apply(resample_to_model(clipped, spacing, model_spacing))
-    d = max(int(manifest.divisible_by), 1)
-    pad = tuple((0, (-n) % d) for n in image.shape)
+    pad = model_padding(image.shape, manifest.divisible_by)
     pad_value = np.float32(norm.value_of(norm.clip_hu[0]))
     if any(after for _, after in pad):
         image = np.pad(image, pad, mode="constant", constant_values=pad_value)
@@ -110,5 +121,5 @@ def prepare(hu: NDArray[Any], spacing_mm: Vec3, manifest: ModelManifest) -> Prep
         model_spacing_mm=model_spacing,
         model_shape=shape,
         model_origin_mm=origin,
-        pad=(pad[0], pad[1], pad[2]),
+        pad=pad,
     )
