@@ -14,6 +14,7 @@ OUT="${RADPLAN_RELEASE_DIR:-$ROOT/dist/release}"
 VERSION=$(.venv/bin/python -c 'from importlib.metadata import version; print(version("radplan"))')
 .venv/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath "$BUILD/dist" --workpath "$BUILD/work" \
   installer/pyinstaller/radplan.spec
+rm -rf "$BUILD/work"  # PyInstaller's intermediate files (--clean rebuilds them anyway): about 0.5 GB
 BUNDLE="$BUILD/dist/radplan"
 size_mb=$(( $(du -sk "$BUNDLE" | cut -f1) / 1024 ))
 budget="${RADPLAN_BUNDLE_BUDGET_MB:-1500}"

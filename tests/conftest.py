@@ -24,6 +24,23 @@ def secret_service_running() -> bool:
     return os.environ.get("DBUS_SESSION_BUS_ADDRESS") is not None and find_secure_keyring() is not None
 
 
+#: Free space the whole suite needs in the temporary folder: the release build (bundle, .deb, tarball) is the
+#: largest part; Orthanc stores, demo studies and CI clones add the rest.
+SUITE_DISK_GB = 8.0
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Free disk space where the tests write, so a run that fails for lack of space says so in its first lines."""
+    import shutil
+    import tempfile
+
+    free = shutil.disk_usage(tempfile.gettempdir()).free / 1e9
+    line = f"radplan: {free:.1f} GB free in {tempfile.gettempdir()} (the suite needs about {SUITE_DISK_GB:.0f} GB)"
+    if free < SUITE_DISK_GB:
+        line += " - LOW: tests that build the release or start Orthanc may fail with 'No space left on device'"
+    return [line]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if secret_service_running():
         return

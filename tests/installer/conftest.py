@@ -141,3 +141,4 @@ def built_release(tmp_path_factory: pytest.TempPathFactory, release_key: Signing
     )
     assert result.returncode == 0, f"build-dist failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     yield base / "build" / "dist" / "radplan", base / "release"
+    shutil.rmtree(base, ignore_errors=True)  # about 2 GB; pytest keeps the last three runs' temporary folders
