@@ -1,8 +1,9 @@
 """Store I/O benchmark: where should pixel data live? Prints both options side by side with a plaintext baseline.
 
-  A. instances as blobs in the SQLCipher database (what RadPlan does): one transaction per batch of 32 instances
-     together with the metadata rows;
-  B. instances as files encrypted with AES-256-GCM (cryptography) under a per-store key, fsync'd, plus a row each;
+  A. instances as blobs in the SQLCipher database (what RadPlan did until migration 0007, and what older stores and
+     restored backups still hold): one transaction per batch of 32 instances together with the metadata rows;
+  B. instances as files encrypted with AES-256-GCM (what RadPlan does now: core.store.blobs.BlobStore, batches of 32
+     written, fsync'd and renamed into place, then their rows committed in one transaction);
   C. baseline: plaintext file copy with fsync (what a store without encryption would cost).
 
 Usage: .venv/bin/python bench/store_io.py [--shape 512x512x150] [--repeat 3]
@@ -12,8 +13,8 @@ Generates the demo study (seed 0) in a temp dir first; reports MB/s for write an
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -21,8 +22,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.demo import generate_demo_study
 from core.dicom.importer import import_paths
@@ -81,25 +80,36 @@ def bench_sqlcipher(files: list[Path], work: Path) -> tuple[float, float]:
 
 
 def bench_gcm_files(files: list[Path], work: Path) -> tuple[float, float]:
-    aead = AESGCM(secrets.token_bytes(32))
-    out = work / "gcm"
-    out.mkdir()
+    """The store's own instance files (core.store.blobs) with a row each, as the importer commits them."""
+    store = Store.create(work / "files", key_mode="passphrase", passphrase=lambda _p: "bench-passphrase")
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO patients (patient_id) VALUES ('bench')")
+        conn.execute("INSERT INTO studies (patient_fk, study_uid, created, updated) VALUES (1, 's', '', '')")
+        conn.execute("INSERT INTO series (study_fk, series_uid) VALUES (1, 'se')")
+    names: list[str] = []
 
     def write() -> None:
-        for i, f in enumerate(files):
-            nonce = secrets.token_bytes(12)
-            data = nonce + aead.encrypt(nonce, f.read_bytes(), str(i).encode())
-            with open(out / f"{i:06d}.bin", "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+        for start in range(0, len(files), 32):
+            batch = [f.read_bytes() for f in files[start : start + 32]]
+            items = [(store.blobs.name_for(hashlib.sha256(d).hexdigest()), d) for d in batch]
+            store.blobs.write(items)
+            with store.transaction() as conn:
+                for i, (name, data) in enumerate(items, start=start):
+                    conn.execute(
+                        "INSERT INTO instances (series_fk, sop_uid, sop_class_uid, transfer_syntax, size, sha256, "
+                        "received, blob) VALUES (1, ?, '', '', ?, '', '', ?)",
+                        (str(i), len(data), name),
+                    )
+                    names.append(name)
 
     def read() -> None:
-        for i, _ in enumerate(files):
-            raw = (out / f"{i:06d}.bin").read_bytes()
-            assert aead.decrypt(raw[:12], raw[12:], str(i).encode())
+        for (name,) in store.conn.execute("SELECT blob FROM instances ORDER BY id"):
+            assert store.blobs.read(name)
 
-    return timed(write), timed(read)
+    write_s = timed(write)
+    read_s = timed(read)
+    store.close()
+    return write_s, read_s
 
 
 def bench_plain(files: list[Path], work: Path) -> tuple[float, float]:

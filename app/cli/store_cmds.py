@@ -69,7 +69,8 @@ def store() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def store_info(app: AppContext, as_json: bool) -> None:
-    """Store id, key mode, schema version, size, integrity (no patient data)."""
+    """Store id, key mode, schema version, size, integrity of the database and of every encrypted instance file
+    (no patient data)."""
     s = app.store()
     backend = find_secure_keyring()
     info = {
@@ -82,6 +83,10 @@ def store_info(app: AppContext, as_json: bool) -> None:
         "database_bytes": s.paths.database.stat().st_size,
         "cipher_integrity": [r[0] for r in s.query("PRAGMA cipher_integrity_check")] or ["ok"],
         "integrity": s.query("PRAGMA quick_check")[0][0],
+        "instance_files": s.query("SELECT count(*) FROM instances WHERE blob IS NOT NULL")[0][0],
+        "instance_file_problems": s.blobs.problems(
+            str(r[0]) for r in s.query("SELECT blob FROM instances WHERE blob IS NOT NULL")
+        ),
     }
     if as_json:
         echo_json(info)

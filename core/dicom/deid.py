@@ -40,6 +40,7 @@ from core.errors import PermissionDeniedError
 from core.security.roles import Permission
 from core.security.session import Access
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 from core.store.users import record_access
 
@@ -248,7 +249,7 @@ def export_study(store: Store, access: Access, study_uid: str, out: Path) -> Exp
         raise DeidentificationError(f"{out} is not empty: export into a new or empty folder")
     with store.transaction() as conn:
         rows = conn.execute(
-            "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
+            "SELECT i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
             "ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk WHERE st.study_uid = ? ORDER BY i.id",
             (study_uid,),
         ).fetchall()
@@ -263,7 +264,7 @@ def export_study(store: Store, access: Access, study_uid: str, out: Path) -> Exp
     if not rows:
         raise DeidentificationError(f"study {study_uid} is not in the store")
     deid = Deidentifier(secrets.token_bytes(32))
-    done = [deid.deidentify(pydicom.dcmread(io.BytesIO(bytes(r[0])))) for r in rows]  # all or nothing
+    done = [deid.deidentify(pydicom.dcmread(io.BytesIO(stored_bytes(store.conn, *r)))) for r in rows]  # all or nothing
     for ds in done:
         target = out / str(ds.SeriesInstanceUID) / f"{ds.SOPInstanceUID}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,11 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info
+from pydicom.tag import Tag
 from pydicom.uid import UID, AllTransferSyntaxes
 from pydicom.valuerep import VR
 
+from core.dicom.header_index import read_index
 from core.errors import PermissionDeniedError
 from core.logsafe import register_phi
 from core.security.roles import Permission
@@ -49,6 +51,25 @@ Progress = Callable[[int, int], None]
 _KNOWN_TRANSFER_SYNTAXES = frozenset(str(ts) for ts in AllTransferSyntaxes)
 _VRS = frozenset(str(vr) for vr in VR)
 _REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")
+#: What the index reads from a data set (ParsedInstance's fields); header_only parsing reads only these.
+_INDEX_KEYWORDS = (
+    *_REQUIRED,
+    "SpecificCharacterSet",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyDescription",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "FrameOfReferenceUID",
+    "InstanceNumber",
+)
+_INDEX_TAGS = [Tag(keyword) for keyword in _INDEX_KEYWORDS]
 
 
 class DamagedFileError(ValueError):
@@ -185,49 +206,73 @@ def _int_or_none(value: object) -> int | None:
 
 
 def parse_instance(name: str, data: bytes, *, header_only: bool = False) -> ParsedInstance:
-    """Index a Part 10 byte string (it is stored unchanged). header_only=True reads only the attributes before
-    Pixel Data: for data sets received whole over DICOM (the DIMSE layer delivered every byte), it skips the
-    truncation check that files need and is several times faster."""
+    """Index a Part 10 byte string (it is stored unchanged). header_only=True reads only the attributes the index
+    needs, before Pixel Data: for data sets received whole over DICOM (the DIMSE layer delivered every byte), it
+    skips the truncation check that files need and is several times faster."""
     if len(data) < 132 or data[128:132] != b"DICM":
         if name.lower().endswith((".dcm", ".dicom")):
             raise DamagedFileError("no DICOM file meta header (no 'DICM' preamble)")
         raise NotDicomError(name)
+    if header_only:
+        fast = read_index(data)  # the index straight from the bytes when that gives what pydicom gives
+        if fast is not None and fast[0] in _KNOWN_TRANSFER_SYNTAXES:
+            return _indexed(name, data, fast[0], fast[1].get)
     tsuid = _check_transfer_syntax(data)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=header_only)
+        if header_only:
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=_INDEX_TAGS)
+        else:
+            ds = pydicom.dcmread(io.BytesIO(data))
         ds.get("PixelData")  # forces reading to the end: a truncated value raises here
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise DamagedFileError(f"cannot be parsed: {exc}") from exc
     except Exception as exc:  # e.g. zlib.error: a "deflated" data set that is not
         raise DamagedFileError(f"cannot be parsed with its transfer syntax {_ts_name(tsuid)}: {exc}") from exc
     _check_encoding(ds, tsuid, header_only)
-    missing = [kw for kw in _REQUIRED if not str(ds.get(kw, "")).strip()]
-    if missing:
-        raise DamagedFileError(f"missing required attribute(s): {', '.join(missing)}")
+    parsed = _indexed(name, data, tsuid, lambda keyword: _text(ds, keyword))
     if "PixelData" in ds and not _pixel_length_ok(ds):
         raise DamagedFileError("pixel data is shorter than Rows x Columns x frames (truncated file)")
+    return parsed
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    """What the index stores for an attribute: ``str`` of its value, "" when absent."""
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value)
+
+
+def _indexed(name: str, data: bytes, tsuid: str, value: Callable[[str], str | None]) -> ParsedInstance:
+    """The ParsedInstance of ``data`` from its index attribute values (``value(keyword)``, None or "" if absent);
+    DamagedFileError when a required one is missing."""
+
+    def text(keyword: str) -> str:
+        return value(keyword) or ""
+
+    missing = [kw for kw in _REQUIRED if not text(kw).strip()]
+    if missing:
+        raise DamagedFileError(f"missing required attribute(s): {', '.join(missing)}")
     parsed = ParsedInstance(
         source=name,
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
-        patient_id=str(ds.PatientID),
-        issuer=str(ds.get("IssuerOfPatientID", "")),
-        patient_name=str(ds.get("PatientName", "")),
-        birth_date=str(ds.get("PatientBirthDate", "")),
-        sex=str(ds.get("PatientSex", "")),
-        study_uid=str(ds.StudyInstanceUID),
-        study_date=str(ds.get("StudyDate", "")),
-        study_time=str(ds.get("StudyTime", "")),
-        accession=str(ds.get("AccessionNumber", "")),
-        study_description=str(ds.get("StudyDescription", "")),
-        series_uid=str(ds.SeriesInstanceUID),
-        modality=str(ds.get("Modality", "")),
-        series_number=_int_or_none(ds.get("SeriesNumber")),
-        series_description=str(ds.get("SeriesDescription", "")),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-        sop_uid=str(ds.SOPInstanceUID),
-        sop_class_uid=str(ds.SOPClassUID),
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
+        patient_id=text("PatientID"),
+        issuer=text("IssuerOfPatientID"),
+        patient_name=text("PatientName"),
+        birth_date=text("PatientBirthDate"),
+        sex=text("PatientSex"),
+        study_uid=text("StudyInstanceUID"),
+        study_date=text("StudyDate"),
+        study_time=text("StudyTime"),
+        accession=text("AccessionNumber"),
+        study_description=text("StudyDescription"),
+        series_uid=text("SeriesInstanceUID"),
+        modality=text("Modality"),
+        series_number=_int_or_none(text("SeriesNumber")),
+        series_description=text("SeriesDescription"),
+        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        sop_uid=text("SOPInstanceUID"),
+        sop_class_uid=text("SOPClassUID"),
+        instance_number=_int_or_none(text("InstanceNumber")),
         transfer_syntax=tsuid,
     )
     register_phi(parsed.patient_id, parsed.patient_name)
@@ -359,6 +404,12 @@ def _store_batch(
     store: Store, access: Access, batch: Sequence[ParsedInstance], report: ImportReport, *, action: str = "dicom.import"
 ) -> None:
     stored = 0
+    # The bytes go into encrypted instance files first (outside the database lock; durable before any row names
+    # them). Instances already stored are not written; a conflict found below leaves an unreferenced file.
+    known = _stored_uids(store, [inst.sop_uid for inst in batch])
+    names = {inst.sop_uid: store.blobs.name_for(inst.sha256) for inst in batch}
+    store.blobs.write([(names[inst.sop_uid], inst.data) for inst in batch if inst.sop_uid not in known])
+    series_fks: dict[str, int] = {}  # a batch is mostly one series: its patient/study/series rows once
     with store.transaction() as conn:
         objects: dict[tuple[str, str], AuditObject] = {}
         for inst in batch:
@@ -372,10 +423,12 @@ def _store_batch(
                         "content; the stored instance was kept"
                     )
                 continue
-            series_fk = _ensure_series(conn, inst)
-            cur = conn.execute(
+            series_fk = series_fks.get(inst.series_uid)
+            if series_fk is None:
+                series_fk = series_fks[inst.series_uid] = _ensure_series(conn, inst)
+            conn.execute(
                 "INSERT INTO instances (series_fk, sop_uid, sop_class_uid, instance_number, transfer_syntax, "
-                "size, sha256, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "size, sha256, received, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     series_fk,
                     inst.sop_uid,
@@ -385,15 +438,26 @@ def _store_batch(
                     len(inst.data),
                     inst.sha256,
                     utc_now(),
+                    names[inst.sop_uid],
                 ),
             )
-            conn.execute("INSERT INTO instance_data (instance_fk, data) VALUES (?, ?)", (cur.lastrowid, inst.data))
             stored += 1
             objects[("patient", inst.patient_id)] = AuditObject("patient", inst.patient_id)
             objects[("study", inst.study_uid)] = AuditObject("study", inst.study_uid)
         if stored:
             record_access(conn, access, action, objects=list(objects.values()), details={"instances": stored})
     report.stored += stored
+
+
+def _stored_uids(store: Store, sop_uids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(sop_uids), 500):
+        chunk = sop_uids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(chunk))
+        )
+    return found
 
 
 def _ensure_series(conn: Connection, inst: ParsedInstance) -> int:

@@ -36,6 +36,7 @@ from core.errors import PermissionDeniedError, RadPlanError
 from core.security.roles import Permission
 from core.security.session import Access
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 from core.store.users import record_access
 
@@ -298,7 +299,8 @@ def study_volumes(store: Store, access: Access, study_uid: str) -> StudyVolumes:
         raise PermissionDeniedError("reading images needs the 'read_patient_data' permission")
     with store.transaction() as conn:
         rows = conn.execute(
-            "SELECT se.series_uid, se.modality, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id "
+            "SELECT se.series_uid, se.modality, i.blob, d.data FROM instances i "
+            "LEFT JOIN instance_data d ON d.instance_fk = i.id "
             "JOIN series se ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk WHERE st.study_uid = ? "
             "ORDER BY se.id, i.id",
             (study_uid,),
@@ -314,8 +316,8 @@ def study_volumes(store: Store, access: Access, study_uid: str) -> StudyVolumes:
         raise VolumeError(f"study {study_uid} is not in the store")
     by_series: dict[str, list[bytes]] = {}
     modalities: dict[str, str] = {}
-    for series_uid, modality, data in rows:
-        by_series.setdefault(str(series_uid), []).append(bytes(data))
+    for series_uid, modality, blob, inline in rows:
+        by_series.setdefault(str(series_uid), []).append(stored_bytes(store.conn, blob, inline))
         modalities[str(series_uid)] = str(modality)
     volumes, skipped = [], {}
     for series_uid, blobs in by_series.items():

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,13 @@ from pydicom.uid import (
     SpatialRegistrationStorage,
     UltrasoundImageStorage,
 )
-from pynetdicom import AE, build_role
+from pynetdicom import AE, build_role, evt
+from pynetdicom._handlers import (
+    standard_dimse_recv_handler,
+    standard_dimse_sent_handler,
+    standard_pdu_recv_handler,
+    standard_pdu_sent_handler,
+)
 from pynetdicom.association import Association
 
 from core.pacs.nodes import PacsError, PacsNode
@@ -144,11 +151,59 @@ def _tls_failure(node: PacsNode) -> str:
 DUL_POLL_S = 0.0001
 
 
+_STANDARD_LOG_HANDLERS = (
+    (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
+    (evt.EVT_DIMSE_SENT, standard_dimse_sent_handler),
+    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
+)
+
+
 def fast_poll(assoc: Association) -> None:
-    """Shorten the association's DUL idle poll (a private pynetdicom knob; ignored if it ever disappears)."""
+    """Shorten the association's DUL idle poll (a private pynetdicom knob; ignored if it ever disappears) and turn
+    off Nagle's algorithm on its socket (TCP_NODELAY, as DCMTK does with TCP_NODELAY=1).
+
+    pynetdicom writes a DIMSE request's command set and its identifier as two PDUs; with Nagle on, the second one
+    waits for the peer's delayed ACK of the first (40 ms on Linux): every C-FIND or C-GET request cost 40 ms more
+    (a study-level C-FIND against Orthanc: 88 ms, with TCP_NODELAY 46 ms)."""
     dul = getattr(assoc, "dul", None)
     if dul is not None and hasattr(dul, "_run_loop_delay"):
         dul._run_loop_delay = DUL_POLL_S
+    if not logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG):
+        # pynetdicom's default per-PDU and per-message log handlers format every C-STORE's command set (pydicom
+        # decoding) even when nothing is logged: about a fifth of a retrieve's network CPU time.
+        for event, handler in _STANDARD_LOG_HANDLERS:
+            with contextlib.suppress(Exception):
+                assoc.unbind(event, handler)
+    transport = getattr(dul, "socket", None)
+    sock = getattr(transport, "socket", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if transport is not None and callable(getattr(transport, "recv", None)):
+        transport.recv = types.MethodType(_recv_exactly, transport)
+
+
+#: Largest single read from the socket: pynetdicom reads 4 KiB at a time (38 000 reads, each a GIL hand-over, for a
+#: 150 MB study); whole PDUs in large reads cost a fraction of that.
+RECV_CHUNK = 1 << 20
+
+
+def _recv_exactly(transport: Any, nr_bytes: int) -> bytearray:
+    """pynetdicom's AssociationSocket.recv (read nr_bytes, or fewer if the connection closes), with recv_into a
+    buffer of the PDU's size in reads of up to RECV_CHUNK instead of 4 KiB reads appended one by one."""
+    buffer = bytearray(nr_bytes)
+    view = memoryview(buffer)
+    done = 0
+    while done < nr_bytes:
+        got = transport.socket.recv_into(view[done:], min(nr_bytes - done, RECV_CHUNK))
+        if not got:  # the connection closed: what was read so far, as pynetdicom returns it
+            break
+        done += got
+    view.release()
+    if done < nr_bytes:
+        del buffer[done:]
+    return buffer
 
 
 def make_ae(local: LocalAE, node: PacsNode) -> AE:

@@ -6,7 +6,8 @@ onto a bounded queue and answers Success. A parser thread reads the header for i
 (SHA-256 runs without the GIL); a writer thread stores what is parsed in one transaction per batch with its audit
 entry through the importer's storage function. The two stages overlap: SQLCipher's page encryption (inside
 sqlite3_step, GIL released) runs while the next instances are parsed. A batch is whatever is parsed when the writer
-is ready, up to `batch_size` instances or `batch_bytes`, so a slow store gets larger (fewer) transactions. Every
+is ready, waiting up to `batch_wait_s` for more, up to `batch_size` instances or `batch_bytes`, so a slow store
+gets larger (fewer) transactions. Every
 queued instance is complete, so a dropped association never leaves half an instance; a storage failure makes the
 following sub-operations answer "out of resources" (0xA700) and is reported.
 """
@@ -99,11 +100,12 @@ class StoreSink:
         *,
         batch_size: int = 32,
         batch_bytes: int = 64 * 1024 * 1024,
+        batch_wait_s: float = 0.05,
         action: str = "dicom.retrieve",
         on_received: Callable[[Received], None] | None = None,
     ) -> None:
         self.store, self.access, self.batch_size, self.action = store, access, batch_size, action
-        self.batch_bytes = batch_bytes
+        self.batch_bytes, self.batch_wait_s = batch_bytes, batch_wait_s
         self.report = ImportReport()
         #: SOP Instance UIDs of every instance received and parsed (stored now, already present or conflicting).
         self.sop_uids: set[str] = set()
@@ -175,9 +177,10 @@ class StoreSink:
             first = self._parsed.get()
             items = [first]
             size = 0 if first is None else len(first.data)
+            deadline = time.monotonic() + self.batch_wait_s
             while first is not None and len(items) < self.batch_size and size < self.batch_bytes:
-                try:
-                    item = self._parsed.get_nowait()
+                try:  # wait a little for a fuller batch: each one costs a commit and two file-system syncs
+                    item = self._parsed.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 items.append(item)

@@ -16,6 +16,7 @@ from core.pacs.nodes import PacsError, PacsNode
 from core.security.roles import Permission
 from core.security.session import Access
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 from core.store.users import record_access
 
@@ -85,7 +86,8 @@ def _select(
     marks = ",".join("?" * len(classes))
     with store.transaction() as conn:
         rows = conn.execute(
-            "SELECT i.sop_uid, i.sop_class_uid, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id "
+            "SELECT i.sop_uid, i.sop_class_uid, i.blob, d.data FROM instances i "
+            "LEFT JOIN instance_data d ON d.instance_fk = i.id "
             "JOIN series se ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk "
             f"WHERE st.study_uid = ? AND i.sop_class_uid IN ({marks}) ORDER BY i.id",
             (study_uid, *classes),
@@ -106,4 +108,4 @@ def _select(
             f"nothing to send: study {study_uid} has no stored {' / '.join(kinds)} result "
             "(create the result first; nothing was sent)"
         )
-    return [(str(r[0]), str(r[1]), bytes(r[2])) for r in rows], classes, report
+    return [(str(r[0]), str(r[1]), stored_bytes(store.conn, r[2], r[3])) for r in rows], classes, report

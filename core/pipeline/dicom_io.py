@@ -20,6 +20,7 @@ from core.dicom.writers.rtstruct import ImageSeriesReference, RoiSpec, Structure
 from core.dicom.writers.seg import read_seg
 from core.security.session import Access
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.database import Connection
 from core.store.store import Store
 from core.store.users import record_access
@@ -53,9 +54,10 @@ def deterministic_uid(*parts: str) -> str:
 
 def instance_bytes(conn: Connection, sop_uid: str) -> bytes | None:
     row = conn.execute(
-        "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id WHERE i.sop_uid = ?", (sop_uid,)
+        "SELECT i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id WHERE i.sop_uid = ?",
+        (sop_uid,),
     ).fetchone()
-    return bytes(row[0]) if row is not None else None
+    return stored_bytes(conn, row[0], row[1]) if row is not None else None
 
 
 def store_dataset(store: Store, access: Access, ds: Dataset, *, action: str) -> bool:
@@ -70,13 +72,13 @@ def store_dataset(store: Store, access: Access, ds: Dataset, *, action: str) -> 
 def find_ai_seg(conn: Connection, study_uid: str, ct_series_uid: str) -> str | None:
     """The latest stored SEG of the study that references ``ct_series_uid`` (the AI segmentation), or None."""
     rows = conn.execute(
-        "SELECT i.sop_uid, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id "
+        "SELECT i.sop_uid, i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id "
         "JOIN series se ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk "
         "WHERE st.study_uid = ? AND i.sop_class_uid = ? ORDER BY i.id DESC",
         (study_uid, str(SegmentationStorage)),
     ).fetchall()
-    for sop_uid, data in rows:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    for sop_uid, blob, inline in rows:
+        ds = pydicom.dcmread(io.BytesIO(stored_bytes(conn, blob, inline)), stop_before_pixels=True)
         refs = [str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])]
         if ct_series_uid in refs or not refs:
             return str(sop_uid)
@@ -89,11 +91,12 @@ def load_ct_and_masks(
     """The CT series (with pixels, sorted as stored) and the SEG's masks on it, by segment label (audited read)."""
     with store.transaction() as conn:
         rows = conn.execute(
-            "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id "
+            "SELECT i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id "
             "JOIN series se ON se.id = i.series_fk WHERE se.series_uid = ? ORDER BY i.id",
             (ct_series_uid,),
         ).fetchall()
         seg_data = instance_bytes(conn, seg_uid)
+        ct_bytes = [stored_bytes(conn, blob, inline) for blob, inline in rows]
         record_access(
             conn,
             access,
@@ -103,7 +106,7 @@ def load_ct_and_masks(
         )
     if seg_data is None:
         raise ValueError(f"the segmentation {seg_uid} is not in the store")
-    ct: list[Dataset] = [pydicom.dcmread(io.BytesIO(r[0])) for r in rows]
+    ct: list[Dataset] = [pydicom.dcmread(io.BytesIO(data)) for data in ct_bytes]
     masks = read_seg(pydicom.dcmread(io.BytesIO(seg_data)), ct)
     return ct, masks
 
@@ -170,13 +173,14 @@ def sr_texts(items: Sequence[Dataset]) -> list[str]:
 def find_note(conn: Connection, study_uid: str) -> tuple[str, str] | None:
     """(SOP Instance UID, text) of the latest structured report of the study that holds text (the clinical note)."""
     rows = conn.execute(
-        "SELECT i.sop_uid, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id "
+        "SELECT i.sop_uid, i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id "
         "JOIN series se ON se.id = i.series_fk JOIN studies st ON st.id = se.study_fk "
         "WHERE st.study_uid = ? AND se.modality = 'SR' ORDER BY i.id DESC",
         (study_uid,),
     ).fetchall()
-    for sop_uid, data in rows:
-        text = "\n".join(sr_texts(pydicom.dcmread(io.BytesIO(data)).get("ContentSequence", [])))
+    for sop_uid, blob, inline in rows:
+        ds = pydicom.dcmread(io.BytesIO(stored_bytes(conn, blob, inline)))
+        text = "\n".join(sr_texts(ds.get("ContentSequence", [])))
         if text.strip():
             return str(sop_uid), text
     return None

@@ -26,6 +26,7 @@ from core.pipeline.context import PipelineContext, StepError
 from core.pipeline.dicom_io import deterministic_uid, instance_bytes, sr_texts, store_dataset
 from core.security.roles import Permission
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.store import utc_now
 from core.store.users import record_access
 
@@ -154,12 +155,14 @@ def tumour_location(
 def _first_header(ctx: PipelineContext, study_uid: str) -> pydicom.Dataset:
     with ctx.store.transaction() as conn:
         row = conn.execute(
-            "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se ON "
+            "SELECT i.blob, d.data FROM instances i "
+            "LEFT JOIN instance_data d ON d.instance_fk = i.id JOIN series se ON "
             "se.id = i.series_fk JOIN studies st ON st.id = se.study_fk WHERE st.study_uid = ? AND se.modality = 'CT' "
             "ORDER BY i.id LIMIT 1",
             (study_uid,),
         ).fetchone()
-    return pydicom.dcmread(io.BytesIO(row[0]), stop_before_pixels=True)
+        data = stored_bytes(conn, row[0], row[1])
+    return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
 
 
 def header_facts(ctx: PipelineContext, study_uid: str) -> dict[str, Any]:

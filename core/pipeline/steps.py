@@ -42,6 +42,7 @@ from core.radiomics.extract import read_features_csv
 from core.radiomics.service import extract_to_csv
 from core.security.roles import Permission
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.users import record_access
 
 __all__ = [
@@ -117,11 +118,13 @@ class RetrieveStep(Step):
         """The folder's note.txt as the study's clinical note (a structured report; the same text, the same UID)."""
         with ctx.store.transaction() as conn:
             row = conn.execute(
-                "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se ON "
+                "SELECT i.blob, d.data FROM instances i "
+                "LEFT JOIN instance_data d ON d.instance_fk = i.id JOIN series se ON "
                 "se.id = i.series_fk JOIN studies st ON st.id = se.study_fk WHERE st.study_uid = ? LIMIT 1",
                 (ctx.study_uid,),
             ).fetchone()
-        study = pydicom.dcmread(io.BytesIO(row[0]), stop_before_pixels=True)
+            data = stored_bytes(conn, row[0], row[1])
+        study = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         return store_dataset(
             ctx.store, ctx.access(Permission.IMPORT_STUDIES), note_to_sr(text, study), action="pipeline.note.attach"
         )

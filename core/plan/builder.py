@@ -35,6 +35,7 @@ from core.rules.recommend import bed10_gy
 from core.rules.rulebase import RuleBaseError, load_rulebase
 from core.security.session import Access
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.database import Connection
 from core.store.store import Store
 from core.store.users import record_access
@@ -88,17 +89,18 @@ def load_study_objects(
         raise ValueError(f"no study {study_uid} in the store")
     objects = StudyObjects(study_uid, str(row[1]), str(row[2]), str(row[3]), str(row[4]))
     rows = conn.execute(
-        "SELECT se.modality, d.data, i.sop_uid FROM instances i JOIN series se ON se.id = i.series_fk "
-        "JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.modality IN ('CT', 'RTSTRUCT', "
+        "SELECT se.modality, i.blob, d.data, i.sop_uid FROM instances i JOIN series se ON se.id = i.series_fk "
+        "LEFT JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.modality IN ('CT', 'RTSTRUCT', "
         "'RTDOSE') AND NOT (se.modality = 'RTSTRUCT' AND se.description = ?) ORDER BY i.id",
         (row[0], PLAN_TARGETS_SERIES_DESCRIPTION),
     ).fetchall()
-    for modality, data, sop_uid in rows:
+    for modality, blob, inline, sop_uid in rows:
+        if modality == "RTSTRUCT" and rtstruct_uid is not None and sop_uid != rtstruct_uid:
+            continue
+        data = stored_bytes(conn, blob, inline)
         if modality == "CT":
             objects.ct.append(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not ct_pixels))
         elif modality == "RTSTRUCT":
-            if rtstruct_uid is not None and sop_uid != rtstruct_uid:
-                continue
             objects.rtstruct = pydicom.dcmread(io.BytesIO(data))
         else:
             objects.rtdose = pydicom.dcmread(io.BytesIO(data))

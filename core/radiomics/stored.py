@@ -31,6 +31,7 @@ from core.radiomics.preprocess import RadiomicsInputError
 from core.security.roles import Permission
 from core.security.session import Access
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.store import Store, utc_now
 from core.store.users import record_access
 
@@ -96,12 +97,13 @@ def _find_source(conn: Connection, study_fk: int, roi: str) -> tuple[Dataset, st
     seen: list[str] = []
     for modality in ("SEG", "RTSTRUCT"):
         rows = conn.execute(
-            "SELECT d.data FROM instances i JOIN series se ON se.id = i.series_fk "
-            "JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.modality = ? ORDER BY i.id DESC",
+            "SELECT i.blob, d.data FROM instances i JOIN series se ON se.id = i.series_fk "
+            "LEFT JOIN instance_data d ON d.instance_fk = i.id "
+            "WHERE se.study_fk = ? AND se.modality = ? ORDER BY i.id DESC",
             (study_fk, modality),
         ).fetchall()
-        for (data,) in rows:
-            ds = pydicom.dcmread(io.BytesIO(bytes(data)))
+        for blob, inline in rows:
+            ds = pydicom.dcmread(io.BytesIO(stored_bytes(conn, blob, inline)))
             if modality == "SEG":
                 names = [str(s.SegmentLabel) for s in ds.get("SegmentSequence", [])]
                 series_uid = next((str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", [])), None)
@@ -123,10 +125,10 @@ def read_stored_input(store: Store, access: Access, study_uid: str, roi: str) ->
         study_fk = _study_fk(conn, study_uid)
         source, series_uid = _find_source(conn, study_fk, roi)
         blobs = [
-            bytes(r[0])
+            stored_bytes(conn, r[0], r[1])
             for r in conn.execute(
-                "SELECT d.data FROM instances i JOIN series se ON se.id = i.series_fk "
-                "JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.series_uid = ? "
+                "SELECT i.blob, d.data FROM instances i JOIN series se ON se.id = i.series_fk "
+                "LEFT JOIN instance_data d ON d.instance_fk = i.id WHERE se.study_fk = ? AND se.series_uid = ? "
                 "ORDER BY i.id",
                 (study_fk, series_uid),
             ).fetchall()

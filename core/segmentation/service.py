@@ -31,6 +31,7 @@ from core.security.session import Access, User
 from core.segmentation.models import DEFAULT_MODEL
 from core.segmentation.result import SegmentationResult
 from core.store.audit import AuditObject
+from core.store.blobs import stored_bytes
 from core.store.database import Connection
 from core.store.store import Store, utc_now
 from core.store.users import record_access
@@ -130,11 +131,11 @@ def _to_series(datasets: list[Dataset]) -> CtSeries:
 def _series_blobs(conn: Connection, series_uid: str) -> list[tuple[bytes]]:
     """The stored bytes of every instance of one series, in the order they were stored."""
     rows = conn.execute(
-        "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
+        "SELECT i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id JOIN series se "
         "ON se.id = i.series_fk WHERE se.series_uid = ? ORDER BY i.id",
         (series_uid,),
     ).fetchall()
-    return [(bytes(r[0]),) for r in rows]
+    return [(stored_bytes(conn, r[0], r[1]),) for r in rows]
 
 
 def load_ct_series(
@@ -251,9 +252,11 @@ def load_segmentation(store: Store, access: Access, study_uid: str) -> dict[str,
             )
         meta = json.loads(bytes(row[0]))
         seg_blob = conn.execute(
-            "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id WHERE i.sop_uid = ?",
+            "SELECT i.blob, d.data FROM instances i "
+            "LEFT JOIN instance_data d ON d.instance_fk = i.id WHERE i.sop_uid = ?",
             (meta["seg_sop_instance_uid"],),
         ).fetchone()
+        seg_bytes = None if seg_blob is None else stored_bytes(conn, seg_blob[0], seg_blob[1])
         images = _series_blobs(conn, meta["source_series_uid"])
         record_access(
             conn,
@@ -262,9 +265,9 @@ def load_segmentation(store: Store, access: Access, study_uid: str) -> dict[str,
             objects=[AuditObject("study", study_uid)],
             details={"images": len(images)},
         )
-    if seg_blob is None or not images:
+    if seg_bytes is None or not images:
         raise SegmentationNotFoundError(f"the stored segmentation of study {study_uid} lacks its SEG or its images")
     datasets = [d for d in (pydicom.dcmread(io.BytesIO(bytes(b[0]))) for b in images) if not is_localizer(d)]
-    by_roi = read_seg(pydicom.dcmread(io.BytesIO(bytes(seg_blob[0]))), datasets)
+    by_roi = read_seg(pydicom.dcmread(io.BytesIO(seg_bytes)), datasets)
     structure_of = {roi: structure for structure, roi in meta.get("structures", {}).items()}
     return {structure_of.get(roi, roi): mask.astype(np.uint8) for roi, mask in by_roi.items()}

@@ -2,7 +2,8 @@
 
 A backup file is: the magic line, a JSON header (format, store id, schema version, time, scrypt salt and
 parameters, key check value), then a complete SQLCipher database encrypted under a key derived from the backup
-passphrase. It is independent of the machine's keyring, so it is also the way to move a store or to recover from a
+passphrase, with every instance's bytes inline (instances kept in encrypted files, core.store.blobs, are copied
+into it). It is independent of the machine's keyring, so it is also the way to move a store or to recover from a
 lost keyring entry. Restore goes into an empty data directory and re-encrypts under a fresh store key.
 """
 
@@ -63,6 +64,7 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
             try:
                 store.conn.execute(f"PRAGMA backup.cipher_page_size = {int(store.meta.page_size)}")
                 store.conn.execute("SELECT sqlcipher_export('backup')")
+                _inline_instance_files(store)
                 store.conn.execute(f"PRAGMA backup.user_version = {schema_version(store.conn)}")
             finally:
                 store.conn.execute("DETACH DATABASE backup")
@@ -84,6 +86,24 @@ def create_backup(store: Store, path: Path, passphrase: str, *, actor: str, role
     finally:
         Path(tmp_db).unlink(missing_ok=True)
     return BackupInfo(path, store.meta.store_id, schema_version(store.conn), last.ts, path.stat().st_size)
+
+
+def _inline_instance_files(store: Store) -> None:
+    """Copy every instance kept in an encrypted file into the attached backup database's instance_data, so the
+    backup is one self-contained file (the restored store reads them inline). One instance in memory at a time."""
+    rows = store.conn.execute("SELECT id, blob FROM main.instances WHERE blob IS NOT NULL ORDER BY id").fetchall()
+    store.conn.execute("BEGIN")
+    try:
+        for instance_id, name in rows:
+            store.conn.execute(
+                "INSERT INTO backup.instance_data (instance_fk, data) VALUES (?, ?)",
+                (instance_id, store.blobs.read(str(name))),
+            )
+        store.conn.execute("UPDATE backup.instances SET blob = NULL")
+    except BaseException:
+        store.conn.execute("ROLLBACK")
+        raise
+    store.conn.execute("COMMIT")
 
 
 def read_backup_header(path: Path) -> tuple[dict[str, object], int]:
@@ -143,6 +163,9 @@ def restore_backup(
             try:
                 src.execute(f"PRAGMA target.cipher_page_size = {int(new_store.meta.page_size)}")
                 src.execute("SELECT sqlcipher_export('target')")
+                if src.execute("SELECT 1 FROM target.sqlite_master WHERE name = 'storage_keys'").fetchone():
+                    # every instance is inline in a backup: the restored store makes itself a new file key
+                    src.execute("DELETE FROM target.storage_keys")
                 src.execute(f"PRAGMA target.user_version = {schema_version(src)}")
             finally:
                 src.execute("DETACH DATABASE target")

@@ -34,9 +34,21 @@ PAGE_SIZE = 4096
 #: and 34 % less to read than 4 KiB pages for pixel-data blobs (measured in docs/store.md, bench/store_io.py).
 NEW_STORE_PAGE_SIZE = 65536
 if TYPE_CHECKING:  # sqlcipher3 ships no type stubs; its Connection has exactly sqlite3's DB-API
-    from sqlite3 import Connection
+    import sqlite3
+
+    from core.store.blobs import BlobStore
+
+    class Connection(sqlite3.Connection):
+        blobs: BlobStore
+
 else:
-    Connection = sqlcipher3.Connection
+
+    class Connection(sqlcipher3.Connection):
+        """A SQLCipher connection that carries its store's instance files (``blobs``, set by the Store)."""
+
+        blobs = None
+
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -69,7 +81,9 @@ def connect(
                 "Restore it from a backup ('radplan store restore')."
             )
         check_file(path, page_size)
-    conn: Connection = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn: Connection = sqlcipher3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=30.0, factory=Connection
+    )
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")  # errors are ours to report, not SQLCipher's stderr
         conn.execute(key_pragma(key))

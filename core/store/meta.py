@@ -32,6 +32,11 @@ class StorePaths:
         return self.data_dir / "store.json"
 
     @property
+    def instances(self) -> Path:
+        """The encrypted instance files (core.store.blobs)."""
+        return self.data_dir / "instances"
+
+    @property
     def logs(self) -> Path:
         return self.data_dir / "logs"
 

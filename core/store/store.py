@@ -21,6 +21,7 @@ from core.errors import (
     StoreNotFoundError,
     WrongKeyError,
 )
+from core.store.blobs import BlobStore, ensure_storage_key
 from core.store.database import NEW_STORE_PAGE_SIZE, Connection, apply_migrations, connect, key_pragma
 from core.store.keys import (
     KeyringSlot,
@@ -56,6 +57,20 @@ class Store:
         self.conn = conn
         self._key = key  # needed by backup/restore inside this package; never logged or written
         self._lock = threading.RLock()
+        self._blobs: BlobStore | None = None  # set by _attach_blobs once the schema is current
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The store's encrypted instance files (core.store.blobs)."""
+        if self._blobs is None:
+            raise RuntimeError("the store's instance files are not attached yet (schema not migrated)")
+        return self._blobs
+
+    def _attach_blobs(self) -> None:
+        """Attach the instance files, with their key from the database; `conn.blobs` serves readers of a bare
+        connection."""
+        self._blobs = BlobStore(self.paths.instances, ensure_storage_key(self.conn, utc_now()))
+        self.conn.blobs = self._blobs
 
     # ----------------------------------------------------------------- create / open
     @classmethod
@@ -101,7 +116,9 @@ class Store:
             paths.database.unlink(missing_ok=True)
             raise
         meta.save(paths.meta)  # last: a store exists only once its database is complete
-        return cls(paths, meta, conn, key)
+        store = cls(paths, meta, conn, key)
+        store._attach_blobs()
+        return store
 
     @classmethod
     def open(cls, data_dir: Path, *, passphrase: PassphraseSource = _no_passphrase) -> Store:
@@ -120,6 +137,7 @@ class Store:
         try:
             store._settle_pending_rekey(promote=pending is not None and used == pending, pending_key=pending)
             apply_migrations(conn)
+            store._attach_blobs()
         except BaseException:
             conn.close()
             raise
@@ -149,10 +167,12 @@ class Store:
         conn = connect(paths.database, key, key_is_verified=True, page_size=meta.page_size)
         try:
             apply_migrations(conn)
+            store = cls(paths, meta, conn, key)
+            store._attach_blobs()
         except BaseException:
             conn.close()
             raise
-        return cls(paths, meta, conn, key)
+        return store
 
     def handover_key(self) -> bytes:
         """The raw key, only to hand to our own worker process over a pipe (never argv, env, logs or disk)."""

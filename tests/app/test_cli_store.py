@@ -145,8 +145,12 @@ def test_kill_9_during_import_then_rerun_without_duplicates(
     with Store.open(data_dir) as store:
         assert store.query("PRAGMA integrity_check")[0][0] == "ok"
         stored = int(store.query("SELECT count(*) FROM instances")[0][0])
-        blobs = int(store.query("SELECT count(*) FROM instance_data")[0][0])
-        assert committed <= stored < total - 2 and stored == blobs and stored % 4 == 0
+        names = [str(r[0]) for r in store.query("SELECT blob FROM instances")]
+        assert committed <= stored < total - 2 and stored % 4 == 0
+        # every stored row's encrypted file is whole (files are durable before their row commits); files of the
+        # batch cut off by the kill may remain, unreferenced, and are harmless
+        assert store.blobs.problems(names) == [] and len(set(names)) == stored
+        assert len(list((data_dir / "instances").glob("*/*"))) >= stored
         assert store.query("SELECT status FROM studies")[0][0] == "partial"
     rerun = json.loads(initialised("import", str(study), "--json", RADPLAN_USER=RAD, RADPLAN_PASSWORD=RAD_PW).stdout)
     assert rerun["stored"] + rerun["already_present"] == total

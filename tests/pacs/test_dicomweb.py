@@ -15,6 +15,7 @@ from orthanc_server import DICOMWEB_PLUGIN, OrthancServer
 from core.pacs.dicomweb import qido_studies, stow, wado_retrieve_study
 from core.pacs.nodes import PacsError
 from core.pacs.query import FindQuery
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 
 pytestmark = [
@@ -54,9 +55,12 @@ def test_wado_retrieve_resumes_and_is_complete(
     assert (report.already_present, report.stored) == (5, n - 5)
     status = passphrase_store.query("SELECT status FROM studies WHERE study_uid = ?", (demo_study.study_uid,))
     assert status[0][0] == "complete"
-    stored = dict(
-        passphrase_store.query("SELECT i.sop_uid, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id")
-    )
+    stored = {
+        sop: stored_bytes(passphrase_store.conn, blob, inline)
+        for sop, blob, inline in passphrase_store.query(
+            "SELECT i.sop_uid, i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id"
+        )
+    }
     for path in demo_study.files[5:]:
         ds = pydicom.dcmread(path)
         if str(ds.SOPInstanceUID) in stored:

@@ -13,6 +13,7 @@ from orthanc_server import OrthancServer
 from core.pacs.association import LocalAE
 from core.pacs.nodes import PacsError
 from core.pacs.retrieve import RetrieveCancelledError, RetrieveProgress, retrieve_study
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 
 pytestmark = pytest.mark.pacs
@@ -30,10 +31,10 @@ def assert_same_as_source(store: Store, demo: DemoStudy) -> None:
     """Every source instance is stored once, with the same data set (element by element, pixels included)."""
     source = {str(pydicom.dcmread(p).SOPInstanceUID): pydicom.dcmread(p) for p in demo.files}
     assert stored_sops(store) == sorted(source)
-    for sop, data in store.query(
-        "SELECT i.sop_uid, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id"
+    for sop, blob, inline in store.query(
+        "SELECT i.sop_uid, i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id"
     ):
-        got = pydicom.dcmread(io.BytesIO(data))
+        got = pydicom.dcmread(io.BytesIO(stored_bytes(store.conn, blob, inline)))
         want = source[str(sop)]
         assert got == want, f"{sop} differs from the uploaded file"
 
@@ -64,7 +65,8 @@ def test_retrieve_complete_then_again_adds_nothing(
     again = retrieve_study(passphrase_store, IMPORTER, local, node_for(orthanc), demo_study.study_uid)
     assert (again.already_present, again.stored, again.received, again.complete) == (n, 0, 0, True)
     assert len(stored_sops(passphrase_store)) == n
-    assert passphrase_store.query("SELECT count(*) FROM instance_data")[0][0] == n
+    assert passphrase_store.query("SELECT count(DISTINCT blob) FROM instances")[0][0] == n
+    assert len(list(passphrase_store.paths.instances.glob("*/*"))) == n  # no duplicated file either
 
 
 def test_resume_fetches_only_what_is_missing(

@@ -22,6 +22,7 @@ from core.pipeline.context import PipelineContext
 from core.pipeline.dicom_io import AI_SEG_DESCRIPTION, store_dataset
 from core.security.roles import Permission, Role
 from core.security.session import Access, User
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 
 RAD = User(2, "rad1", Role.RADIOLOGIST)
@@ -75,11 +76,12 @@ class TruthSegmenter:
             raise StepError("segment", "segmentation job 1 failed: worker died (pid 1 is no longer running)")
         with ctx.store.transaction() as conn:
             rows = conn.execute(
-                "SELECT d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id JOIN series se ON "
+                "SELECT i.blob, d.data FROM instances i "
+                "LEFT JOIN instance_data d ON d.instance_fk = i.id JOIN series se ON "
                 "se.id = i.series_fk WHERE se.series_uid = ?",
                 (series_uid,),
             ).fetchall()
-        ct = [pydicom.dcmread(io.BytesIO(r[0])) for r in rows]
+            ct = [pydicom.dcmread(io.BytesIO(stored_bytes(conn, *r))) for r in rows]
         labels = np.zeros((len(ct), int(ct[0].Rows), int(ct[0].Columns)), np.uint8)
         for n, name in enumerate(ORDER, start=1):
             mask = sitk.GetArrayFromImage(sitk.ReadImage(str(self.truth / f"{name}.nii.gz"))) > 0

@@ -17,6 +17,7 @@ from core.dicom.importer import import_paths
 from core.errors import PermissionDeniedError
 from core.security.roles import Permission, Role
 from core.security.session import Access, User
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 
 RADIOLOGIST = Access(User(2, "rad1", Role.RADIOLOGIST), Permission.IMPORT_STUDIES)
@@ -72,8 +73,10 @@ def test_import_stores_received_bytes(store: Store, tmp_path: Path) -> None:
     assert (report.stored, report.already_present, report.ok) == (5, 0, True)
     assert report.studies == [study]
     stored = {
-        row[0]: row[1]
-        for row in store.query("SELECT i.sha256, d.data FROM instances i JOIN instance_data d ON d.instance_fk = i.id")
+        row[0]: stored_bytes(store.conn, row[1], row[2])
+        for row in store.query(
+            "SELECT i.sha256, i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id"
+        )
     }
     on_disk = {hashlib.sha256(p.read_bytes()).hexdigest(): p.read_bytes() for p in (tmp_path / "in").iterdir()}
     assert stored == on_disk
@@ -87,7 +90,8 @@ def test_reimport_adds_nothing(store: Store, tmp_path: Path) -> None:
     import_paths(store, RADIOLOGIST, [tmp_path / "in"])
     again = import_paths(store, RADIOLOGIST, [tmp_path / "in"])
     assert (again.stored, again.already_present) == (0, 4)
-    assert count(store, "instances") == count(store, "instance_data") == 4
+    assert count(store, "instances") == 4
+    assert len(list(store.paths.instances.glob("*/*"))) == 4  # one encrypted file each, none written twice
 
 
 def test_junk_and_damaged_files_are_reported_and_not_stored(store: Store, tmp_path: Path) -> None:
@@ -123,7 +127,8 @@ def test_same_uid_different_content_is_a_conflict_and_keeps_the_first(store: Sto
     import_paths(store, RADIOLOGIST, [tmp_path / "a"])
     report = import_paths(store, RADIOLOGIST, [tmp_path / "b"])
     assert report.stored == 0 and len(report.conflicts) == 1 and sop in report.conflicts[0]
-    assert store.query("SELECT data FROM instance_data")[0][0] == first
+    (blob,) = store.query("SELECT blob FROM instances")[0]
+    assert store.blobs.read(str(blob)) == first
 
 
 def test_zip_archive(store: Store, tmp_path: Path) -> None:

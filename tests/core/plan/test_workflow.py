@@ -30,6 +30,7 @@ from core.rules.feedback import record_feedback
 from core.security.roles import Permission, Role
 from core.security.session import Access, User
 from core.store import audit
+from core.store.blobs import stored_bytes
 from core.store.store import Store
 from core.store.users import UserRepository
 
@@ -235,10 +236,11 @@ def test_export_can_keep_the_instances_for_pacs_send(world: World, tmp_path: Pat
         (str(EncapsulatedPDFStorage), pydicom.dcmread(pdf_path).SOPInstanceUID),
         (str(RTStructureSetStorage), pydicom.dcmread(rs_path).SOPInstanceUID),
     }
-    blob = world.store.query(
-        "SELECT d.data FROM instance_data d JOIN instances i ON i.id = d.instance_fk WHERE i.sop_uid = ?",
+    row = world.store.query(
+        "SELECT i.blob, d.data FROM instances i LEFT JOIN instance_data d ON d.instance_fk = i.id WHERE i.sop_uid = ?",
         (pydicom.dcmread(pdf_path).SOPInstanceUID,),
-    )[0][0]
+    )[0]
+    blob = stored_bytes(world.store.conn, str(row[0]), row[1])
     assert blob == pdf_path.read_bytes()
     assert any(e.actor == "rad1" for e in audit.entries(world.store.conn, action="plan.export.store"))
     export_plan_dicom(world.store, reader, plan, tmp_path / "b", store_as=importer)  # again: nothing duplicated
