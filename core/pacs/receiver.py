@@ -41,6 +41,7 @@ __all__ = ["Received", "StoreSink", "encoded_instance", "file_meta_bytes"]
 
 log = logging.getLogger(__name__)
 _STOP = b""
+_FLUSH = "flush"  # on the parsed queue: end the batch being gathered now
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class StoreSink:
         self.error: BaseException | None = None
         self.on_received = on_received
         self._queue: queue.Queue[bytes] = queue.Queue(maxsize=4 * batch_size)
-        self._parsed: queue.Queue[ParsedInstance | None] = queue.Queue(maxsize=4 * batch_size)
+        self._parsed: queue.Queue[ParsedInstance | str | None] = queue.Queue(maxsize=4 * batch_size)
         self._count = self._bytes = 0
         self._start = time.perf_counter()
         self._lock = threading.Lock()
@@ -143,6 +144,7 @@ class StoreSink:
     def flush(self) -> None:
         """Wait until every instance received so far is stored (or reported)."""
         self._queue.join()  # parsed (the parser hands each item on before marking it done)
+        self._parsed.put(_FLUSH)  # the writer stores what it holds now instead of waiting for a fuller batch
         self._parsed.join()  # and stored
 
     def close(self) -> ImportReport:
@@ -176,20 +178,20 @@ class StoreSink:
         while not stopping:
             first = self._parsed.get()
             items = [first]
-            size = 0 if first is None else len(first.data)
+            size = len(first.data) if isinstance(first, ParsedInstance) else 0
             deadline = time.monotonic() + self.batch_wait_s
-            while first is not None and len(items) < self.batch_size and size < self.batch_bytes:
-                try:  # wait a little for a fuller batch: each one costs a commit and two file-system syncs
+            while isinstance(first, ParsedInstance) and len(items) < self.batch_size and size < self.batch_bytes:
+                try:  # wait a little for a fuller batch: each one costs a commit and file-system syncs
                     item = self._parsed.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 items.append(item)
-                if item is None:
+                if not isinstance(item, ParsedInstance):  # stop or flush
                     break
                 size += len(item.data)
             n = len(items)
-            batch = [i for i in items if i is not None]
-            stopping = len(batch) < n
+            batch = [i for i in items if isinstance(i, ParsedInstance)]
+            stopping = any(i is None for i in items)
             if batch and self.error is None:
                 self._store(batch)
             for _ in range(n):

@@ -57,6 +57,8 @@ def test_retrieve_complete_then_again_adds_nothing(
     assert (report.total, report.stored, report.already_present, report.complete) == (n, n, 0, True)
     assert report.attempts == 1 and report.received_bytes > sum(p.stat().st_size for p in demo_study.ct_files) * 0.9
     assert [p.done for p in seen] == list(range(1, n + 1)) and seen[-1].total == n
+    if method == "get":  # the total comes from the PACS's first pending response, no C-FIND needed
+        assert all(p.total == n for p in seen[1:])
     assert study_status(passphrase_store, demo_study.study_uid) == "complete"
     assert_same_as_source(passphrase_store, demo_study)
     audit = passphrase_store.query("SELECT details FROM audit WHERE action = 'pacs.retrieve'")
@@ -248,3 +250,36 @@ def test_a_retrieve_that_finds_instances_missing_marks_an_imported_study_partial
     assert report.stored == len(demo_study.files) - kept
     assert study_status(passphrase_store, demo_study.study_uid) == "complete"
     assert_same_as_source(passphrase_store, demo_study)  # every instance once, unchanged
+
+
+def test_sub_operation_counts_are_read_from_the_responses() -> None:
+    """The total for progress comes from pending responses; a final response without counts says so (None), and
+    the retrieve then counts with a C-FIND instead of trusting nothing."""
+    from pydicom.dataset import Dataset
+
+    from core.pacs.retrieve import _run_request
+
+    def status(code: int, **counts: int) -> Dataset:
+        ds = Dataset()
+        ds.Status = code
+        for keyword, value in counts.items():
+            setattr(ds, keyword, value)
+        return ds
+
+    class Assoc:  # the responses a PACS sends to one C-GET, nothing else
+        is_aborted, is_established = False, True
+
+        def __init__(self, responses: list[Dataset]) -> None:
+            self.responses = responses
+
+        def send_c_get(self, *_a: object, **_k: object) -> list[tuple[Dataset, None]]:
+            return [(r, None) for r in self.responses]
+
+    pending = [status(0xFF00, NumberOfRemainingSuboperations=4 - i, NumberOfCompletedSuboperations=i,
+                      NumberOfFailedSuboperations=0, NumberOfWarningSuboperations=0) for i in range(1, 4)]  # fmt: skip
+    totals: list[int] = []
+    final = status(0x0000, NumberOfCompletedSuboperations=3, NumberOfWarningSuboperations=1)
+    got = _run_request(Assoc([*pending, final]), Dataset(), "get", "US", 1, None, totals.append)  # type: ignore[arg-type]
+    assert got == (0, 0x0000, 4) and totals == [4, 4, 4]
+    bare = _run_request(Assoc([status(0x0000)]), Dataset(), "get", "US", 1, None, totals.append)  # type: ignore[arg-type]
+    assert bare == (0, 0x0000, None)
