@@ -4,7 +4,8 @@
            association, received bytes stored in the SQLCipher store in batches with their audit entries); timed
            from the association request until the last batch is committed;
   network: (for attribution) the same association and C-GET with the received bytes counted and dropped;
-  getscu:  DCMTK getscu (TCP_NODELAY=1) writing the files into a folder; timed as the wall clock of the process.
+  getscu:  DCMTK getscu (TCP_NODELAY=1) writing the files into a folder; timed as the wall clock of the process;
+           with --method move the peer is DCMTK movescu with its own storage SCP (--port), likewise.
 
 A private Orthanc (Debian package) on free loopback ports holds only the CT series (uploaded with storescu). Each
 round starts from an empty store / empty folder; the order alternates. MB/s are 10^6 bytes of received DICOM
@@ -94,6 +95,21 @@ def getscu_round(work: Path, server: OrthancServer, study_uid: str, n: int) -> t
     return seconds, sum(f.stat().st_size for f in files)
 
 
+def movescu_round(work: Path, server: OrthancServer, study_uid: str, n: int, port: int) -> tuple[float, int]:
+    """DCMTK movescu with its own storage SCP on ``port`` (the peer for --method move)."""
+    out = work / "movescu"
+    out.mkdir()
+    cmd = ["movescu", "-S", "-aet", GETSCU_AET, "-aem", GETSCU_AET, "-aec", server.aet, "--port", str(port),
+           "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}", "-od", str(out),
+           "127.0.0.1", str(server.dicom_port)]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "TCP_NODELAY": "1"})
+    seconds = time.perf_counter() - start
+    files = list(out.iterdir())
+    assert len(files) == n, f"movescu wrote {len(files)} files, expected {n}"
+    return seconds, sum(f.stat().st_size for f in files)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", default="512x512x300", help="CT size COLSxROWSxSLICES")
@@ -105,8 +121,8 @@ def main() -> None:
         work = Path(tmp)
         manifest = generate_demo_study(work / "demo", seed=0, shape=(cols, rows, slices), spacing_mm=(0.8, 0.8, 1.0))
         ct_files = sorted((work / "demo" / "ct").glob("*.dcm"))
-        move_port = free_port()
-        server = OrthancServer(work / "orthanc", modalities={OUR_AET: move_port, GETSCU_AET: free_port()}).start()
+        move_port, peer_port = free_port(), free_port()
+        server = OrthancServer(work / "orthanc", modalities={OUR_AET: move_port, GETSCU_AET: peer_port}).start()
         try:
             server.upload(ct_files)
             node = PacsNode("bench", server.aet, "127.0.0.1", server.dicom_port, timeout_s=60.0, retries=0)
@@ -127,6 +143,11 @@ def main() -> None:
                     elif tool == "network":
                         seconds, size = network_round(node, local, manifest.study_instance_uid)
                         cpu = _cpu(tool) - cpu0
+                    elif args.method == "move":
+                        seconds, size = movescu_round(
+                            round_dir, server, manifest.study_instance_uid, len(ct_files), peer_port
+                        )
+                        cpu = _cpu(tool) - cpu0
                     else:
                         seconds, size = getscu_round(round_dir, server, manifest.study_instance_uid, len(ct_files))
                         cpu = _cpu(tool) - cpu0
@@ -135,7 +156,7 @@ def main() -> None:
                     sizes[tool] = size
                     rate = size / 1e6 / seconds
                     print(
-                        f"round {i + 1} {tool:8} {size / 1e6:7.1f} MB in {seconds:6.2f} s = {rate:7.1f} MB/s, "
+                        f"round {i + 1} {'movescu' if tool == 'getscu' and args.method == 'move' else tool:8} {size / 1e6:7.1f} MB in {seconds:6.2f} s = {rate:7.1f} MB/s, "
                         f"{cpu:5.2f} CPU-s"
                     )
         finally:
@@ -144,12 +165,16 @@ def main() -> None:
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"study: {len(ct_files)} CT instances {cols}x{rows}, {sizes['radplan'] / 1e6:.1f} MB; method {args.method}")
     print(f"radplan pacs retrieve ({args.method}): {rp:.1f} MB/s (median of {args.repeat})")
-    print(f"DCMTK getscu (TCP_NODELAY=1):   {gs:.1f} MB/s (median of {args.repeat})")
-    print(f"ratio radplan / getscu: {rp / gs:.2f}")
+    peer = "movescu" if args.method == "move" else "getscu"
+    print(f"DCMTK {peer} (TCP_NODELAY=1):   {gs:.1f} MB/s (median of {args.repeat})")
+    print(f"ratio radplan / {peer}: {rp / gs:.2f}")
     net = statistics.median(results["network"])
-    print(f"for attribution - radplan receive path without storing: {net:.1f} MB/s (ratio to getscu {net / gs:.2f})")
+    print(
+        f"for attribution - radplan receive path without storing (C-GET): {net:.1f} MB/s "
+        f"(ratio to {peer} {net / gs:.2f})"
+    )
     c_rp, c_gs, c_net = (statistics.median(cpus[k]) for k in ("radplan", "getscu", "network"))
-    print(f"CPU seconds (median): radplan {c_rp:.2f}, getscu {c_gs:.2f}, receive path alone {c_net:.2f}")
+    print(f"CPU seconds (median): radplan {c_rp:.2f}, {peer} {c_gs:.2f}, receive path alone {c_net:.2f}")
     print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
