@@ -155,8 +155,9 @@ def main() -> None:
                     cpus[tool].append(cpu)
                     sizes[tool] = size
                     rate = size / 1e6 / seconds
+                    label = "movescu" if tool == "getscu" and args.method == "move" else tool
                     print(
-                        f"round {i + 1} {'movescu' if tool == 'getscu' and args.method == 'move' else tool:8} {size / 1e6:7.1f} MB in {seconds:6.2f} s = {rate:7.1f} MB/s, "
+                        f"round {i + 1} {label:8} {size / 1e6:7.1f} MB in {seconds:6.2f} s = {rate:7.1f} MB/s, "
                         f"{cpu:5.2f} CPU-s"
                     )
         finally:
