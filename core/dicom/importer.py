@@ -23,7 +23,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID, AllTransferSyntaxes
 from pydicom.valuerep import VR
 
-from core.dicom.header_index import read_index
+from core.dicom.header_index import INDEX_TAGS, read_index
 from core.errors import PermissionDeniedError
 from core.logsafe import register_phi
 from core.security.roles import Permission
@@ -51,25 +51,8 @@ Progress = Callable[[int, int], None]
 _KNOWN_TRANSFER_SYNTAXES = frozenset(str(ts) for ts in AllTransferSyntaxes)
 _VRS = frozenset(str(vr) for vr in VR)
 _REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")
-#: What the index reads from a data set (ParsedInstance's fields); header_only parsing reads only these.
-_INDEX_KEYWORDS = (
-    *_REQUIRED,
-    "SpecificCharacterSet",
-    "IssuerOfPatientID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "StudyDescription",
-    "Modality",
-    "SeriesNumber",
-    "SeriesDescription",
-    "FrameOfReferenceUID",
-    "InstanceNumber",
-)
-_INDEX_TAGS = [Tag(keyword) for keyword in _INDEX_KEYWORDS]
+#: What the index reads from a data set (ParsedInstance's fields); header_only parsing with pydicom reads only these.
+_INDEX_TAGS = [Tag(tag) for tag in INDEX_TAGS]
 
 
 class DamagedFileError(ValueError):

@@ -4,10 +4,10 @@ them in batches.
 The network thread only copies the bytes as received (`event.encoded_dataset()`, never decoded and re-encoded)
 onto a bounded queue and answers Success. A parser thread reads the header for indexing and hashes the bytes
 (SHA-256 runs without the GIL); a writer thread stores what is parsed in one transaction per batch with its audit
-entry through the importer's storage function. The two stages overlap: SQLCipher's page encryption (inside
-sqlite3_step, GIL released) runs while the next instances are parsed. A batch is whatever is parsed when the writer
-is ready, waiting up to `batch_wait_s` for more, up to `batch_size` instances or `batch_bytes`, so a slow store
-gets larger (fewer) transactions. Every
+entry through the importer's storage function. The two stages overlap: the writer's file writes and fsyncs (GIL
+released) run while the next instances are parsed. A batch is whatever is parsed when the writer is ready, waiting
+up to `batch_wait_s` for more (a `flush` ends the wait), up to `batch_size` instances or `batch_bytes`, so a slow
+store gets larger (fewer) transactions. Every
 queued instance is complete, so a dropped association never leaves half an instance; a storage failure makes the
 following sub-operations answer "out of resources" (0xA700) and is reported.
 """
