@@ -82,31 +82,22 @@ def network_round(node: PacsNode, local: LocalAE, study_uid: str) -> tuple[float
     return time.perf_counter() - start, received[0]
 
 
-def getscu_round(work: Path, server: OrthancServer, study_uid: str, n: int) -> tuple[float, int]:
-    out = work / "getscu"
+def dcmtk_round(
+    work: Path, server: OrthancServer, study_uid: str, n: int, *, move_port: int | None = None
+) -> tuple[float, int]:
+    """DCMTK getscu, or with move_port movescu with its own storage SCP on that port (the peer for --method move),
+    TCP_NODELAY=1, writing the files into a folder; (wall seconds of the process, bytes written)."""
+    tool = "getscu" if move_port is None else "movescu"
+    out = work / tool
     out.mkdir()
-    cmd = ["getscu", "-aet", GETSCU_AET, "-aec", server.aet, "127.0.0.1", str(server.dicom_port), "-S",
-           "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}", "-od", str(out)]  # fmt: skip
+    move = [] if move_port is None else ["-aem", GETSCU_AET, "--port", str(move_port)]
+    cmd = [tool, "-S", "-aet", GETSCU_AET, "-aec", server.aet, *move, "-k", "QueryRetrieveLevel=STUDY",
+           "-k", f"StudyInstanceUID={study_uid}", "-od", str(out), "127.0.0.1", str(server.dicom_port)]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "TCP_NODELAY": "1"})
     seconds = time.perf_counter() - start
     files = list(out.iterdir())
-    assert len(files) == n, f"getscu wrote {len(files)} files, expected {n}"
-    return seconds, sum(f.stat().st_size for f in files)
-
-
-def movescu_round(work: Path, server: OrthancServer, study_uid: str, n: int, port: int) -> tuple[float, int]:
-    """DCMTK movescu with its own storage SCP on ``port`` (the peer for --method move)."""
-    out = work / "movescu"
-    out.mkdir()
-    cmd = ["movescu", "-S", "-aet", GETSCU_AET, "-aem", GETSCU_AET, "-aec", server.aet, "--port", str(port),
-           "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}", "-od", str(out),
-           "127.0.0.1", str(server.dicom_port)]  # fmt: skip
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "TCP_NODELAY": "1"})
-    seconds = time.perf_counter() - start
-    files = list(out.iterdir())
-    assert len(files) == n, f"movescu wrote {len(files)} files, expected {n}"
+    assert len(files) == n, f"{tool} wrote {len(files)} files, expected {n}"
     return seconds, sum(f.stat().st_size for f in files)
 
 
@@ -143,13 +134,11 @@ def main() -> None:
                     elif tool == "network":
                         seconds, size = network_round(node, local, manifest.study_instance_uid)
                         cpu = _cpu(tool) - cpu0
-                    elif args.method == "move":
-                        seconds, size = movescu_round(
-                            round_dir, server, manifest.study_instance_uid, len(ct_files), peer_port
-                        )
-                        cpu = _cpu(tool) - cpu0
                     else:
-                        seconds, size = getscu_round(round_dir, server, manifest.study_instance_uid, len(ct_files))
+                        seconds, size = dcmtk_round(
+                            round_dir, server, manifest.study_instance_uid, len(ct_files),
+                            move_port=peer_port if args.method == "move" else None,
+                        )  # fmt: skip
                         cpu = _cpu(tool) - cpu0
                     results[tool].append(size / 1e6 / seconds)
                     cpus[tool].append(cpu)

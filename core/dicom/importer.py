@@ -31,6 +31,7 @@ from core.security.session import Access
 from core.store.audit import AuditObject
 from core.store.database import Connection
 from core.store.store import Store, utc_now
+from core.store.studies import stored_sops
 from core.store.users import record_access
 
 __all__ = [
@@ -389,7 +390,7 @@ def _store_batch(
     stored = 0
     # The bytes go into encrypted instance files first (outside the database lock; durable before any row names
     # them). Instances already stored are not written; a conflict found below leaves an unreferenced file.
-    known = _stored_uids(store, [inst.sop_uid for inst in batch])
+    known = stored_sops(store, [inst.sop_uid for inst in batch])
     names = {inst.sop_uid: store.blobs.name_for(inst.sha256) for inst in batch}
     store.blobs.write([(names[inst.sop_uid], inst.data) for inst in batch if inst.sop_uid not in known])
     series_fks: dict[str, int] = {}  # a batch is mostly one series: its patient/study/series rows once
@@ -430,17 +431,6 @@ def _store_batch(
         if stored:
             record_access(conn, access, action, objects=list(objects.values()), details={"instances": stored})
     report.stored += stored
-
-
-def _stored_uids(store: Store, sop_uids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(sop_uids), 500):
-        chunk = sop_uids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        found.update(
-            str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(chunk))
-        )
-    return found
 
 
 def _ensure_series(conn: Connection, inst: ParsedInstance) -> int:

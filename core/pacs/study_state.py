@@ -10,26 +10,13 @@ with what is stored of it. A retrieve that learnt neither (the PACS never answer
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Literal
 
 from core.store.database import Connection
 from core.store.store import Store, utc_now
+from core.store.studies import stored_sops
 
 __all__ = ["has_any", "missing_instances", "set_study_status", "stored_sops"]
-
-
-def stored_sops(store: Store, uids: Iterable[str]) -> set[str]:
-    """The SOP Instance UIDs among `uids` that the store holds."""
-    found: set[str] = set()
-    uid_list = list(uids)
-    for i in range(0, len(uid_list), 500):
-        chunk = uid_list[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        found.update(
-            str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(chunk))
-        )
-    return found
 
 
 def _scope_sql(select: str, series_uid: str) -> str:

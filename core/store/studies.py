@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.errors import PermissionDeniedError
@@ -12,7 +13,7 @@ from core.store.audit import AuditObject
 from core.store.store import Store
 from core.store.users import record_access
 
-__all__ = ["StudySummary", "list_studies"]
+__all__ = ["StudySummary", "list_studies", "stored_sops"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,16 @@ def list_studies(store: Store, access: Access, *, patient_id: str | None = None)
             details={"filter_patient": bool(patient_id), "results": len(result)},
         )
     return result
+
+
+def stored_sops(store: Store, uids: Iterable[str]) -> set[str]:
+    """The SOP Instance UIDs among `uids` that the store holds (UIDs only: no patient data is read)."""
+    found: set[str] = set()
+    uid_list = list(uids)
+    for i in range(0, len(uid_list), 500):
+        chunk = uid_list[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            str(r[0]) for r in store.query(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", tuple(chunk))
+        )
+    return found
