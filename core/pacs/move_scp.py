@@ -8,7 +8,7 @@ import time
 from pynetdicom import AE, evt
 from pynetdicom.transport import AssociationServer
 
-from core.pacs.association import LOCAL_TRANSFER_SYNTAXES, RETRIEVE_SOP_CLASSES, LocalAE, fast_poll, tls_context
+from core.pacs.association import LOCAL_TRANSFER_SYNTAXES, RETRIEVE_SOP_CLASSES, LocalAE, tls_context, tune_association
 from core.pacs.nodes import PacsError, PacsNode
 from core.pacs.receiver import StoreSink
 
@@ -59,7 +59,7 @@ class StorageScp:
 
     def _established(self, event: evt.Event) -> None:
         self.associations += 1
-        fast_poll(event.assoc)
+        tune_association(event.assoc)
 
     def _tls_context(self, node: PacsNode) -> ssl.SSLContext:
         if not node.cert_file:

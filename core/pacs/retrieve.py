@@ -35,7 +35,7 @@ from core.pacs.association import (
 )
 from core.pacs.move_scp import StorageScp
 from core.pacs.nodes import PacsError, PacsNode
-from core.pacs.query import count_instances, list_instances
+from core.pacs.query import _int, count_instances, list_instances
 from core.pacs.receiver import Received, StoreSink
 from core.pacs.study_state import has_any, missing_instances, set_study_status, stored_sops
 from core.security.roles import Permission
@@ -148,7 +148,7 @@ def _run_request(
     for status, _identifier in responses:
         final = status
         if on_pending is not None and int(status.get("Status", 0)) in (0xFF00, 0xFF01):
-            counts = [_count(status, k) for k in _SUBOPERATION_COUNTS]
+            counts = [_int(status.get(k)) for k in _SUBOPERATION_COUNTS]
             if counts[0] is not None:
                 on_pending(sum(c or 0 for c in counts))
         if cancel is not None and cancel.is_set() and not cancelled:
@@ -164,9 +164,9 @@ def _run_request(
         raise _RetryableError(f"the PACS ended the retrieve with status 0x{code:04X}")
     if code & 0xF000 in (0xA000, 0xC000) and "NumberOfFailedSuboperations" not in final:
         raise PacsError(f"the PACS refused the retrieve (status 0x{code:04X})")
-    completed = _count(final, "NumberOfCompletedSuboperations")
+    completed = _int(final.get("NumberOfCompletedSuboperations"))
     if completed is not None:
-        completed += _count(final, "NumberOfWarningSuboperations") or 0
+        completed += _int(final.get("NumberOfWarningSuboperations")) or 0
     return int(final.get("NumberOfFailedSuboperations", 0) or 0), code, completed
 
 
@@ -176,14 +176,6 @@ _SUBOPERATION_COUNTS = (
     "NumberOfFailedSuboperations",
     "NumberOfWarningSuboperations",
 )
-
-
-def _count(status: Dataset, keyword: str) -> int | None:
-    value = status.get(keyword)
-    try:
-        return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def retrieve_study(

@@ -14,8 +14,9 @@ Writing 150 MB of pixel data into SQLCipher pages (AES-CBC and an HMAC per page,
 * Writes are crash-safe: a temporary file, fsync, rename, fsync of the folder, and only then the database row that
   names it. A crash in between leaves an unreferenced file, never a row without its file.
 
-Readers select ``DATA_COLUMNS`` joined with ``JOIN_DATA`` and pass both values to ``stored_bytes``: a NULL name
-means the bytes are inline in ``instance_data`` (instances stored before files existed, restored backups).
+Readers select ``i.blob, d.data`` from ``instances i LEFT JOIN instance_data d ON d.instance_fk = i.id`` and pass both
+values to ``stored_bytes``: a NULL name means the bytes are inline in ``instance_data`` (instances stored before
+files existed, restored backups).
 """
 
 from __future__ import annotations
@@ -38,12 +39,8 @@ from core.errors import StoreCorruptError
 if TYPE_CHECKING:
     from core.store.database import Connection
 
-__all__ = ["DATA_COLUMNS", "JOIN_DATA", "BlobStore", "ensure_storage_key", "stored_bytes"]
+__all__ = ["BlobStore", "ensure_storage_key", "stored_bytes"]
 
-#: The two columns (file name, inline bytes) to select, in this order, for `stored_bytes`; `i` is `instances`.
-DATA_COLUMNS = "i.blob, d.data"
-#: The join that makes `d.data` available (NULL for instances kept in files).
-JOIN_DATA = "LEFT JOIN instance_data d ON d.instance_fk = i.id"
 
 _MAGIC = b"RPI1"
 _NONCE = 12
@@ -170,7 +167,7 @@ def ensure_storage_key(conn: Connection, now: str) -> bytes:
 
 
 def stored_bytes(conn: Connection, blob: str | None, inline: bytes | None) -> bytes:
-    """An instance's bytes from the two `DATA_COLUMNS`: its file when it has one, else the inline copy."""
+    """An instance's bytes from its ``i.blob, d.data`` columns: its file when it has one, else the inline copy."""
     if blob is not None:
         return conn.blobs.read(blob)
     if inline is None:

@@ -13,7 +13,6 @@ copies (not conv3d, which CUDA runs in TF32 by default and would round HU values
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from numpy.typing import NDArray
 from core.segmentation.models import CancelledError, ModelManifest
 from engines.backends.base import Backend
 from engines.segmentation.preprocess import Prepared, Shape3, Vec3, antialias_sigma_vox, model_grid, model_padding
-from engines.segmentation.sliding_window import gaussian_importance, patch_starts
+from engines.segmentation.sliding_window import gaussian_importance, plan_windows
 
 __all__ = [
     "gaussian_filter_nearest",
@@ -153,13 +152,9 @@ def sliding_window_on_device(
 ) -> torch.Tensor:
     """sliding_window.sliding_window_predict on the image's device: softmax probabilities [C, Z, Y, X] there. The
     batches go to ``backend.predict_device``; blending, accumulation and division stay on the device."""
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError("overlap must be in [0, 1)")
-    if image.ndim != 3:
-        raise ValueError(f"image must be [Z, Y, X], not shape {tuple(image.shape)}")
+    padded_shape, starts = plan_windows(tuple(int(n) for n in image.shape), patch_size, overlap)
     device = image.device
     shape = tuple(int(n) for n in image.shape)
-    padded_shape = tuple(max(n, p) for n, p in zip(shape, patch_size, strict=True))
     image = image.float()
     if padded_shape != shape:
         fill = float(image.min()) if image.numel() else 0.0
@@ -168,9 +163,6 @@ def sliding_window_on_device(
     weight = torch.from_numpy(gaussian_importance(patch_size)).to(device)
     acc = torch.zeros((num_classes, *padded_shape), dtype=torch.float32, device=device)
     norm = torch.zeros(padded_shape, dtype=torch.float32, device=device)
-    starts = list(
-        itertools.product(*(patch_starts(n, p, overlap) for n, p in zip(padded_shape, patch_size, strict=True)))
-    )
     pz, py, px = patch_size
     step, done = max(1, batch_size), 0
     for b in range(0, len(starts), step):

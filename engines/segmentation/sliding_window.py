@@ -13,7 +13,15 @@ from numpy.typing import NDArray
 
 from core.segmentation.models import CancelledError
 
-__all__ = ["CancelledError", "Predict", "gaussian_importance", "patch_starts", "sliding_window_predict", "softmax"]
+__all__ = [
+    "CancelledError",
+    "Predict",
+    "gaussian_importance",
+    "patch_starts",
+    "plan_windows",
+    "sliding_window_predict",
+    "softmax",
+]
 
 Predict = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
@@ -41,6 +49,22 @@ def patch_starts(length: int, patch: int, overlap: float) -> list[int]:
     return sorted({round(i * (length - patch) / (n - 1)) for i in range(n)})
 
 
+def plan_windows(
+    shape: Sequence[int], patch_size: tuple[int, int, int], overlap: float
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """(padded shape, window start corners) for an image of ``shape`` [Z, Y, X]: every axis padded up to the patch,
+    windows placed by `patch_starts`. The one plan of the host and the device sliding windows."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError("overlap must be in [0, 1)")
+    if len(shape) != 3:
+        raise ValueError(f"image must be [Z, Y, X], not shape {tuple(shape)}")
+    padded_shape = tuple(max(int(n), p) for n, p in zip(shape, patch_size, strict=True))
+    starts = list(
+        itertools.product(*(patch_starts(n, p, overlap) for n, p in zip(padded_shape, patch_size, strict=True)))
+    )
+    return padded_shape, starts
+
+
 def sliding_window_predict(
     image: NDArray[np.float32],
     predict: Predict,
@@ -54,21 +78,14 @@ def sliding_window_predict(
 ) -> NDArray[np.float32]:
     """Softmax probabilities [C, Z, Y, X] for ``image`` [Z, Y, X]. An axis shorter than the patch is padded with
     the image minimum (air after normalisation) and cropped again. Raises CancelledError when ``cancelled()``."""
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError("overlap must be in [0, 1)")
-    if image.ndim != 3:
-        raise ValueError(f"image must be [Z, Y, X], not shape {image.shape}")
+    padded_shape, starts = plan_windows(image.shape, patch_size, overlap)
     shape = image.shape
-    padded_shape = tuple(max(n, p) for n, p in zip(shape, patch_size, strict=True))
     if padded_shape != shape:
         fill = float(image.min()) if image.size else 0.0
         image = np.pad(image, [(0, t - n) for n, t in zip(shape, padded_shape, strict=True)], constant_values=fill)
     weight = gaussian_importance(patch_size)
     acc = np.zeros((num_classes, *padded_shape), dtype=np.float32)
     norm = np.zeros(padded_shape, dtype=np.float32)
-    starts = list(
-        itertools.product(*(patch_starts(n, p, overlap) for n, p in zip(padded_shape, patch_size, strict=True)))
-    )
     pz, py, px = patch_size
     done = 0
     for b in range(0, len(starts), max(1, batch_size)):
