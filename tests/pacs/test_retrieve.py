@@ -283,3 +283,22 @@ def test_sub_operation_counts_are_read_from_the_responses() -> None:
     assert got == (0, 0x0000, 4) and totals == [4, 4, 4]
     bare = _run_request(Assoc([status(0x0000)]), Dataset(), "get", "US", 1, None, totals.append)  # type: ignore[arg-type]
     assert bare == (0, 0x0000, None)
+
+
+def test_associations_are_tuned_for_throughput(orthanc: OrthancServer, local: LocalAE) -> None:
+    """TCP_NODELAY (no 40 ms delayed-ACK wait per request), whole-PDU reads, no per-message log formatting, and the
+    short poll only where instances stream (a waiting C-MOVE/C-FIND association polls at pynetdicom's pace)."""
+    import socket
+
+    from pynetdicom import evt
+    from pynetdicom._handlers import standard_dimse_recv_handler
+
+    from core.pacs.association import DUL_POLL_S, FIND_MODEL, GET_MODEL, _recv_exactly, open_association
+
+    for storage_scp in (True, False):
+        with open_association(local, node_for(orthanc), query=[FIND_MODEL, GET_MODEL], storage_scp=storage_scp) as a:
+            transport = a.dul.socket
+            assert transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert transport.recv.__func__ is _recv_exactly
+            assert standard_dimse_recv_handler not in [h for h, _ in a.get_handlers(evt.EVT_DIMSE_RECV)]
+            assert (a.dul._run_loop_delay == DUL_POLL_S) is storage_scp
