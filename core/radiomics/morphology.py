@@ -2,9 +2,11 @@
 
 Mesh: marching cubes (scikit-image, level 0.5) on the morphological mask padded with one empty voxel, vertices in mm.
 Volumes in mm^3, areas in mm^2, lengths in mm, ratios dimensionless, ``morph_integ_int`` in mm^3 x intensity unit.
-PCA axes use the sample covariance (divided by N - 1) of the voxel centres of the morphological mask. Moran's I and
-Geary's C use inverse-distance weights between intensity-mask voxel centres, exact for any ROI size by FFT
-convolution over the ROI box (``core.radiomics.autocorrelation``).
+OMBB and MVEE densities use ``core.radiomics.enclosing`` (Chan and Tan's box search, Khachiyan's ellipsoid) on
+the mesh's convex-hull vertices; IBSI has no consensus value for them. PCA axes use the sample covariance
+(divided by N - 1) of the voxel centres of the morphological mask. Moran's I and Geary's C use inverse-distance
+weights between intensity-mask voxel centres, exact for any ROI size by FFT convolution over the ROI box
+(``core.radiomics.autocorrelation``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy.special import eval_legendre
 from skimage.measure import marching_cubes as _marching_cubes
 
 from core.radiomics.autocorrelation import moran_geary
+from core.radiomics.enclosing import min_volume_ellipsoid, oriented_min_box
 
 __all__ = ["morphology"]
 
@@ -75,6 +78,9 @@ def morphology(
     extent = verts.max(axis=0) - verts.min(axis=0)
     box_area = 2 * (extent[0] * extent[1] + extent[1] * extent[2] + extent[0] * extent[2])
     hull = ConvexHull(verts)
+    hull_verts = verts[hull.vertices]
+    ombb = oriented_min_box(hull_verts)
+    mvee = min_volume_ellipsoid(hull_verts)
     a, b, c = major / 2, minor / 2, least / 2
     moran, geary = moran_geary(intensity_mask, image, spacing_mm)
     sph = (36 * math.pi * volume**2) ** (1 / 3)
@@ -101,6 +107,10 @@ def morphology(
         "morph_area_dens_aabb": area / box_area,
         "morph_vol_dens_aee": 3 * volume / (4 * math.pi * a * b * c) if c > 0 else float("nan"),
         "morph_area_dens_aee": area / _ellipsoid_area(a, b, c) if c > 0 else float("nan"),
+        "morph_vol_dens_ombb": volume / ombb.volume,
+        "morph_area_dens_ombb": area / ombb.area,
+        "morph_vol_dens_mvee": volume / mvee.volume,
+        "morph_area_dens_mvee": area / _ellipsoid_area(*mvee.semi_axes),
         "morph_vol_dens_conv_hull": volume / float(hull.volume),
         "morph_area_dens_conv_hull": area / float(hull.area),
         "morph_integ_int": volume * float(vals.mean()),

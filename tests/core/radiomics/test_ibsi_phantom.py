@@ -50,6 +50,11 @@ def test_features_without_reference_are_reported_not_counted(rows) -> None:  # t
     }  # fmt: skip
     assert all(r.passed is None for r in no_ref.values())
     assert no_ref["ivh_auc"].ours is not None and 0 < no_ref["ivh_auc"].ours < 1
+    ours = {r.tag: r.ours for r in rows}
+    # hull <= OMBB <= axis-aligned box, and hull <= MVEE, in volume: the densities are ordered the other way
+    assert ours["morph_vol_dens_aabb"] <= ours["morph_vol_dens_ombb"] <= ours["morph_vol_dens_conv_hull"]
+    assert 0 < ours["morph_vol_dens_mvee"] < ours["morph_vol_dens_conv_hull"]
+    assert 0 < ours["morph_area_dens_ombb"] <= 1 and 0 < ours["morph_area_dens_mvee"] <= 1
 
 
 def test_some_values_exactly() -> None:
