@@ -5,7 +5,6 @@ panel, optionally saves a screenshot of the whole window, and exits 0 (1 when th
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from app.cli.common import pass_app
 if TYPE_CHECKING:
     from core.workstation.context import WorkstationContext
 
-__all__ = ["gui", "has_display", "workstation_context"]
+__all__ = ["backend_name", "gui", "has_display", "workstation_context"]
 
 
 def has_display() -> bool:
@@ -32,12 +31,16 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _backend_name() -> str:
-    """The inference backend the engine will prefer, from what is installed (no heavy import)."""
-    for name, module in (("TensorRT", "tensorrt"), ("ONNX Runtime", "onnxruntime"), ("PyTorch", "torch")):
-        if importlib.util.find_spec(module) is not None:
-            return name
-    return "none installed"
+def backend_name() -> str:
+    """The inference backend the engine would pick for a segmentation (`auto`) on this machine, e.g.
+    'onnxruntime (cpu)' when TensorRT is installed but no GPU is visible (engines' light probe: no backend is
+    imported, so the window still appears at once)."""
+    from engines.backends.availability import expected_auto_choice
+
+    try:
+        return expected_auto_choice()
+    except Exception as exc:  # a status-bar label must never stop the window from opening
+        return f"unknown ({type(exc).__name__})"
 
 
 @click.command("gui")
@@ -59,7 +62,7 @@ def gui(app: AppContext, smoke: bool, screenshot: Path | None, study_uid: str | 
     started = time.perf_counter()
     from ui.app import create_application, install_excepthook, keep_torch_out
 
-    backend = _backend_name()  # before the blocker: find_spec("torch") must still see the installed package
+    backend = backend_name()  # before the blocker: find_spec("torch") must still see the installed package
     keep_torch_out()
     qt_app = create_application()
     if smoke:

@@ -11,12 +11,16 @@ import binascii
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.errors import RadPlanError
+
+if TYPE_CHECKING:
+    from core.security.session import Access
+    from core.store.store import Store
 
 __all__ = [
     "ANALYSE_JOB",
@@ -28,6 +32,7 @@ __all__ = [
     "encode_mask",
     "highlight_spans",
     "parse_facts",
+    "record_decision",
 ]
 
 DEFAULT_RADIOMICS_CONFIG = "ibsi-d"
@@ -177,6 +182,34 @@ def analyse(
     roots = list(model_roots) if model_roots is not None else [SHIPPED_MODELS]
     result = recommend(load_rulebase(site), dict(facts or {}), note, model_roots=roots, radiomics=radiomics)
     return {"features": features, "mentions": mentions, "recommendation": result, "radiomics_error": radiomics_error}
+
+
+def record_decision(
+    store: Store,
+    read: Access,
+    edit: Access,
+    result: Mapping[str, Any],
+    decision: str,
+    *,
+    study_uid: str,
+    reason: str = "",
+) -> tuple[int, str]:
+    """Record the clinician's accept or override of the analysis's first recommendation (core.rules.feedback) for the
+    patient of this study, so the patient joins the cohort that similar_patients searches: (feedback row id, patient
+    ID). read (read_patient_data) finds the study's patient; edit (edit_plans) records the decision; both audited.
+    FeedbackError when there is nothing to decide on or an override has no reason (at least 10 characters)."""
+    from core.rules.feedback import FeedbackError, record_feedback
+    from core.store.studies import list_studies
+
+    if decision not in ("accept", "override"):
+        raise FeedbackError(f"decision must be accept or override, not {decision!r}")
+    patient_id = next((s.patient_id for s in list_studies(store, read) if s.study_uid == study_uid), "")
+    if not patient_id:
+        raise FeedbackError(f"study {study_uid} is not in the store, so the decision has no patient to belong to")
+    rec = result.get("recommendation", {})
+    row = record_feedback(store, edit, rec, "accept" if decision == "accept" else "override", reason=reason,
+                          patient_id=patient_id)  # fmt: skip
+    return row, patient_id
 
 
 def highlight_spans(text: str, mentions: Sequence[dict[str, Any]]) -> list[tuple[int, int, str]]:

@@ -12,17 +12,9 @@ from pathlib import Path
 
 from core.segmentation.models import ModelError, ModelManifest
 from engines.backends.base import BACKEND_NAMES, Backend, BackendUnavailableError
+from engines.backends.order import AUTO_ORDER
 
 __all__ = ["AUTO_ORDER", "Choice", "choose_backend", "load_backend"]
-
-#: (backend, device) in the order auto tries them.
-AUTO_ORDER: tuple[tuple[str, str], ...] = (
-    ("tensorrt", "cuda"),
-    ("onnxruntime", "cuda"),
-    ("torch", "cuda"),
-    ("onnxruntime", "cpu"),
-    ("torch", "cpu"),
-)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,14 @@ from PySide6.QtWidgets import (
 
 from core.jobs import JobQueue
 from core.security.roles import Permission
-from core.workstation.analysis import ANALYSE_JOB, analyse, analysis_job_payload, highlight_spans, parse_facts
+from core.workstation.analysis import (
+    ANALYSE_JOB,
+    analyse,
+    analysis_job_payload,
+    highlight_spans,
+    parse_facts,
+    record_decision,
+)
 from core.workstation.study import OpenStudy
 from ui.common import fill_table, make_table, notice
 from ui.engine_jobs import follow_engine_job
@@ -85,6 +92,7 @@ class AnalysisPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
+        layout.addLayout(self._decision_row())
         layout.addWidget(self.tabs, 1)
         shell.study_opened.connect(self._study_opened)
         if shell.study is not None:
@@ -126,6 +134,23 @@ class AnalysisPanel(QWidget):
         w.addWidget(left)
         w.addWidget(self.contrib_plot)
         return w
+
+    def _decision_row(self) -> QHBoxLayout:
+        """Accept or override the first recommendation: recorded as feedback for the open study's patient, who then
+        joins the similar-patients cohort (core.workstation.analysis.record_decision)."""
+        self.accept_btn = QPushButton("Accept recommendation", objectName="accept_recommendation")
+        self.override_btn = QPushButton("Override", objectName="override_recommendation")
+        self.override_reason = QLineEdit(placeholderText="Override: what you decided instead and why (10+ characters)")
+        self.accept_btn.clicked.connect(lambda: self.record_decision("accept"))
+        self.override_btn.clicked.connect(lambda: self.record_decision("override"))
+        self.decision_message = notice("")
+        row = QHBoxLayout()
+        for w in (self.accept_btn, self.override_btn):
+            row.addWidget(w)
+            w.setEnabled(False)
+        row.addWidget(self.override_reason, 1)
+        row.addWidget(self.decision_message, 1)
+        return row
 
     # ------------------------------------------------------------------ run
     def _study_opened(self, study: OpenStudy) -> None:
@@ -212,6 +237,47 @@ class AnalysisPanel(QWidget):
         fill_table(self.rules_table, [(r["id"], r["version"], r["title"], r["source"]) for r in rec["rules_fired"]])
         self._highlight(result["mentions"])
         self._similar(rec)
+        can_decide = bool(rec["recommendations"]) and self.shell.session is not None and \
+            self.shell.session.allows(Permission.EDIT_PLANS)  # fmt: skip
+        for button in (self.accept_btn, self.override_btn):
+            button.setEnabled(can_decide)
+        self.decision_message.setText(
+            ""
+            if can_decide
+            else "No recommendation to decide on."
+            if not rec["recommendations"]
+            else "Recording decisions needs a radiologist."
+        )
+
+    def record_decision(self, decision: str) -> TaskInfo | None:
+        study, result = self.shell.study, self.result
+        if study is None or result is None:
+            self.shell.show_error("Run the analysis of an open study first.")
+            return None
+        reason = self.override_reason.text().strip()
+        if decision == "override" and len(reason) < 10:
+            self.decision_message.setText("Give what you decided instead and why (at least 10 characters).")
+            return None
+        store = self.shell.store
+        read, edit = self.shell.access(Permission.READ_PATIENT_DATA), self.shell.access(Permission.EDIT_PLANS)
+
+        def work(_t: CancelToken, _r: Any) -> tuple[int, str]:
+            return record_decision(store, read, edit, result, decision, study_uid=study.study_uid,  # type: ignore[arg-type]
+                                   reason=reason)  # fmt: skip
+
+        def done(recorded: tuple[int, str]) -> None:
+            self.decision_message.setText(f"Decision recorded ({decision}) for patient {recorded[1]}.")
+            self._similar(result["recommendation"])  # the cohort now includes this patient
+
+        for button in (self.accept_btn, self.override_btn):
+            button.setEnabled(False)
+        return self.shell.run("record decision", work, doing="recording the decision", on_done=done,
+                              on_error=self._decision_failed)  # fmt: skip
+
+    def _decision_failed(self, message: str) -> None:
+        self.decision_message.setText(message)
+        for button in (self.accept_btn, self.override_btn):
+            button.setEnabled(True)
 
     def _fill_features(self) -> None:
         features = (self.result or {}).get("features", [])

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
 
 from core.plan.repository import PlanRecord
 from core.security.roles import Permission, Role
-from core.workstation.plan_review import STATUS_COLOURS, dvh_readout, live_biology
+from core.workstation.plan_review import STATUS_COLOURS, live_biology
 from core.workstation.study import OpenStudy
 from ui.common import fill_table, make_table, notice
+from ui.plan_review.dvh import DvhView
 from ui.plan_review.signature import SignatureDialog
 from ui.workers import CancelToken, TaskInfo
 
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
     from ui.main_window import MainWindow
 
 __all__ = ["PlanReviewPanel"]
-
-_CURVE_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-                  "#bcf60c", "#fabebe", "#008080", "#e6beff")  # fmt: skip
 
 
 class PlanReviewPanel(QWidget):
@@ -55,7 +53,8 @@ class PlanReviewPanel(QWidget):
         ll.addWidget(self.plan_list, 1)
         ll.addLayout(self._prescription_form())
         right = QTabWidget()
-        right.addTab(self._dvh_tab(), "DVH")
+        self.dvh = DvhView()
+        right.addTab(self.dvh, "DVH")
         self.constraints = make_table(["Structure", "Metric", "Value", "", "Limit", "Unit", "Status", "Source"],
                                       name="constraint_table")  # fmt: skip
         right.addTab(self.constraints, "Constraints")
@@ -223,7 +222,7 @@ class PlanReviewPanel(QWidget):
         self.technique.setCurrentText(rx.technique)
         self.intent.setCurrentText(rx.intent)
         self._show_constraints(record)
-        self._plot_dvh(c.dvh_curves)
+        self.dvh.show_curves(c.dvh_curves, rx.total_dose_gy)
         self._update_buttons()
 
     def _show_constraints(self, record: PlanRecord) -> None:
@@ -238,50 +237,17 @@ class PlanReviewPanel(QWidget):
                 if item is not None:
                     item.setBackground(colour)
 
-    # ------------------------------------------------------------------ DVH
-    def _dvh_tab(self) -> QWidget:
-        import pyqtgraph as pg
+    # ------------------------------------------------------------------ DVH (ui/plan_review/dvh.py)
+    @property
+    def curves(self) -> dict[str, list[list[float]]]:
+        return self.dvh.curves
 
-        w = QWidget()
-        self.dvh_plot = pg.PlotWidget(objectName="dvh_plot")
-        self.dvh_plot.setBackground("#16171a")
-        self.dvh_plot.setLabel("bottom", "Dose", units="Gy")
-        self.dvh_plot.setLabel("left", "Volume (%)")
-        self.dvh_plot.addLegend(offset=(-10, 10))
-        self.dvh_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.cursor = pg.InfiniteLine(pos=0.0, angle=90, movable=True, pen=pg.mkPen("#dddddd", width=1))
-        self.cursor.sigPositionChanged.connect(self._cursor_moved)
-        self.readout = QLabel("Drag the vertical line to read volumes at a dose.", objectName="dvh_readout")
-        self.readout.setWordWrap(True)
-        layout = QVBoxLayout(w)
-        layout.addWidget(self.dvh_plot, 1)
-        layout.addWidget(self.readout)
-        self.curves: dict[str, list[list[float]]] = {}
-        return w
-
-    def _plot_dvh(self, curves: dict[str, list[list[float]]]) -> None:
-        import pyqtgraph as pg
-
-        self.dvh_plot.clear()
-        self.curves = dict(curves)
-        for i, (name, curve) in enumerate(sorted(curves.items())):
-            if curve:
-                xs, ys = zip(*curve, strict=True)
-                self.dvh_plot.plot(list(xs), list(ys), name=name,
-                                   pen=pg.mkPen(_CURVE_COLOURS[i % len(_CURVE_COLOURS)], width=2))  # fmt: skip
-        self.dvh_plot.addItem(self.cursor)
-        if self.record is not None:
-            self.cursor.setValue(self.record.content.prescription.total_dose_gy)
-        if not curves:
-            self.readout.setText("No DVH: the plan has no computed dose.")
+    @property
+    def readout(self) -> QLabel:
+        return self.dvh.readout
 
     def set_cursor_dose(self, dose_gy: float) -> None:
-        self.cursor.setValue(dose_gy)
-
-    def _cursor_moved(self) -> None:
-        dose = float(self.cursor.value())
-        values = dvh_readout(self.curves, dose)
-        self.readout.setText(f"At {dose:.2f} Gy: " + "; ".join(f"{k} {v:.1f}%" for k, v in sorted(values.items())))
+        self.dvh.set_cursor_dose(dose_gy)
 
     # ------------------------------------------------------------------ signatures
     def _update_buttons(self) -> None:

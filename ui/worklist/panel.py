@@ -53,7 +53,9 @@ class WorklistPanel(QWidget):
         self.search.textChanged.connect(self._apply_filter)
         self.local_table = make_table(["Date", "Patient ID", "Name", "Modalities", "Series", "Instances", "Study UID"],
                                       name="local_studies")  # fmt: skip
-        self.local_table.doubleClicked.connect(lambda _i: self.open_selected())
+        # activated: Enter/Return on the selected row, and a double-click (one signal, so a double-click opens once)
+        self.local_table.activated.connect(lambda _i: self.open_selected())
+        self.search.returnPressed.connect(self.open_selected)  # Enter in the search box: the selected or only match
         open_btn = QPushButton("Open study (Enter)")
         open_btn.clicked.connect(self.open_selected)
         refresh = QPushButton("Refresh (F5)")
