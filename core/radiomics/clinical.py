@@ -18,7 +18,8 @@ What makes it faster, without changing pyradiomics' numbers (bench/radiomics.py 
 
 Thread-safe: the module state the forked workers read is guarded by a lock, so concurrent calls from several
 threads run one after the other (each already uses the CPUs through its worker processes) and give the values a
-sequential run gives.
+sequential run gives. The workers are forked only from a process with no other thread running (``_worker_pool``:
+a fork while another thread is inside OpenBLAS hangs that thread); otherwise a forkserver starts them.
 
 IBSI fixes applied: pyradiomics ``Kurtosis`` is kurtosis + 3; its IBSI tag ``stat_kurt`` gets the excess kurtosis;
 the PCA axis lengths get the N - 1 covariance (the pyradiomics name stays alongside, the value is IBSI's). Other
@@ -32,6 +33,7 @@ import logging
 import math
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -211,6 +213,31 @@ def _one_thread_each() -> None:
     threadpool_limits(1)
 
 
+def _worker_pool(n: int, config: RadiomicsConfig) -> Any:
+    """A pool of ``n`` workers holding ``_STATE``: forked from this process when it runs no other thread, else
+    started by a forkserver and sent the state.
+
+    Forking while another thread is inside OpenBLAS deadlocks that thread: OpenBLAS's fork handler shuts its thread
+    pool down under the running call (seen as a plain pyradiomics run hanging forever in ``numpy.linalg.eigvals``
+    while another thread's extraction forked its workers, about 1 time in 6). The forkserver forks from its own
+    single-threaded process, so the threads here are never forked over. (The frozen bundle has no forkserver; there
+    a process with other threads runs the units one after the other.)"""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork").Pool(n, initializer=_one_thread_each)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__, "radiomics.featureextractor"])  # imported once, by the server
+    state = {k: v for k, v in _STATE.items() if k != "ex"}
+    return ctx.Pool(n, initializer=_forkserver_worker, initargs=(state, config))
+
+
+def _forkserver_worker(state: dict[str, Any], config: RadiomicsConfig) -> None:
+    """In each forkserver worker: what a forked worker inherits (the state, our binning, quiet pyradiomics)."""
+    _one_thread_each()
+    quiet_pyradiomics()
+    _install_bin_edges_dispatch()
+    _STATE.update(state, ex=_extractor(state["settings"], config))
+
+
 def _run_unit(unit: tuple[str, int]) -> dict[str, float]:
     """Features of one image type (the k-th image its pyradiomics generator yields), as extractor.execute does."""
     with _fast_binning():
@@ -282,9 +309,11 @@ def _clinical_raw_locked(
         n = min(workers or os.cpu_count() or 1, len(units))
         if multiprocessing.current_process().daemon:  # e.g. a Dask worker: no child processes allowed
             n = 1
+        if threading.active_count() > 1 and getattr(sys, "frozen", False):  # no forkserver in the frozen bundle
+            n = 1
         out: dict[str, float] = {}
         if n > 1:
-            with multiprocessing.get_context("fork").Pool(n, initializer=_one_thread_each) as pool:
+            with _worker_pool(n, config) as pool:
                 parts = pool.map(_run_unit, units, chunksize=1)
         else:
             parts = [_run_unit(u) for u in units]

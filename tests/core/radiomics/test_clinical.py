@@ -134,3 +134,34 @@ def test_concurrent_extractions_in_threads_give_identical_results(study: Path) -
     for name in ("parallel-a", "sequential", "parallel-b"):
         assert results[name] == reference, name
     assert results["plain"] == plain_alone
+
+
+def test_workers_are_not_forked_while_another_thread_runs(study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork while another thread is inside OpenBLAS hangs that thread (seen about 1 run in 6 of the test above):
+    workers are forked only from a process running no other thread, else started by a forkserver; same values."""
+    import multiprocessing
+    import threading
+
+    import core.radiomics.clinical as clinical
+
+    image, mask = read_images(study / "ct", study / "truth" / "gtv.nii.gz")
+    cfg = get_config("clinical")
+    contexts: list[str] = []
+    real = multiprocessing.get_context
+
+    def spy(method: str | None = None) -> Any:
+        contexts.append(str(method))
+        return real(method)
+
+    monkeypatch.setattr(clinical.multiprocessing, "get_context", spy)
+    alone = clinical_raw(image, mask, cfg, workers=2)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        beside_a_thread = clinical_raw(image, mask, cfg, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert contexts == ["fork", "forkserver"]
+    assert beside_a_thread == alone
