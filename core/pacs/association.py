@@ -50,6 +50,7 @@ from pynetdicom._handlers import (
 )
 from pynetdicom.association import Association
 
+from core.pacs.dimse_fast import fast_store_responses
 from core.pacs.nodes import PacsError, PacsNode
 
 __all__ = [
@@ -162,8 +163,9 @@ _STANDARD_LOG_HANDLERS = (
 def tune_association(assoc: Association, *, short_poll: bool = True) -> None:
     """Tune an established association for throughput: the DUL idle poll shortened when `short_poll` (a private
     pynetdicom knob; ignored if it ever disappears), Nagle's algorithm off on its socket (TCP_NODELAY, as DCMTK does
-    with TCP_NODELAY=1), whole PDUs read with large reads (`_recv_exactly`), and pynetdicom's per-message log
-    handlers unbound unless it logs at DEBUG.
+    with TCP_NODELAY=1), whole PDUs read with large reads (`_recv_exactly`), pynetdicom's per-message log
+    handlers unbound unless it logs at DEBUG, and plain C-STORE responses encoded directly
+    (`core.pacs.dimse_fast`).
 
     pynetdicom writes a DIMSE request's command set and its identifier as two PDUs; with Nagle on, the second one
     waits for the peer's delayed ACK of the first (40 ms on Linux): every C-FIND or C-GET request cost 40 ms more
@@ -184,6 +186,9 @@ def tune_association(assoc: Association, *, short_poll: bool = True) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if transport is not None and callable(getattr(transport, "recv", None)):
         transport.recv = types.MethodType(_recv_exactly, transport)
+    dimse = getattr(assoc, "dimse", None)
+    if dimse is not None:
+        fast_store_responses(dimse)
 
 
 #: Largest single read from the socket: pynetdicom reads 4 KiB at a time (38 000 reads, each a GIL hand-over, for a
