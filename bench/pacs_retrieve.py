@@ -3,7 +3,8 @@
   radplan: core.pacs.retrieve.retrieve_study, the code behind `radplan pacs retrieve NAME --study UID` (C-GET, one
            association, received bytes stored in the SQLCipher store in batches with their audit entries); timed
            from the association request until the last batch is committed;
-  network: (for attribution) the same association and C-GET with the received bytes counted and dropped;
+  network: (for attribution) the same association and C-GET with the received bytes joined as the store's
+           receiver does (core.pacs.receiver.encoded_instance), counted and dropped;
   getscu:  DCMTK getscu (TCP_NODELAY=1) writing the files into a folder; timed as the wall clock of the process;
            with --method move the peer is DCMTK movescu with its own storage SCP (--port), likewise.
 
@@ -41,6 +42,7 @@ from pynetdicom import evt  # noqa: E402
 from core.demo import generate_demo_study  # noqa: E402
 from core.pacs.association import GET_MODEL, LocalAE, open_association  # noqa: E402
 from core.pacs.nodes import PacsNode  # noqa: E402
+from core.pacs.receiver import encoded_instance  # noqa: E402
 from core.pacs.retrieve import retrieve_study  # noqa: E402
 from core.security.roles import Permission, Role  # noqa: E402
 from core.security.session import Access, User  # noqa: E402
@@ -68,7 +70,7 @@ def network_round(node: PacsNode, local: LocalAE, study_uid: str) -> tuple[float
     received = [0]
 
     def discard(event: Any) -> int:
-        received[0] += len(event.encoded_dataset())
+        received[0] += len(encoded_instance(event))  # what StoreSink.handle queues
         return 0x0000
 
     ds = Dataset()
