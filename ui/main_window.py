@@ -89,6 +89,8 @@ class MainWindow(QMainWindow):
     """Pages: 0 sign-in / lock, 1 the workstation. Panels are built after sign-in for the user's role."""
 
     study_opened = Signal(object)  # OpenStudy
+    #: the open study's RT Structure Set, RT Dose (and stored segmentation) were read, after its CT was shown
+    overlays_loaded = Signal(object)  # OpenStudy
     masks_changed = Signal()
     signed_in = Signal()
 
@@ -315,6 +317,31 @@ class MainWindow(QMainWindow):
                                      f"{'x'.join(map(str, study.volume.array.shape[::-1]))})", 8000)  # fmt: skip
         self.study_opened.emit(study)
         self.show_panel("viewer")
+        self._load_overlays(study)
+
+    def _load_overlays(self, study: OpenStudy) -> None:
+        """Second step of opening a study, after its CT is on screen: the RT objects (and, when no mask version was
+        saved from here, the engine's stored segmentation) in a worker; what cannot be shown is said in a sentence."""
+        access, store = self.access(Permission.READ_PATIENT_DATA), self.store
+        seg_shape = study.volume.array.shape if study.mask_source == "none" else None
+
+        def load(_t: CancelToken, report: Any) -> Any:
+            from core.workstation.overlays import load_study_overlays
+
+            report(0.1, "reading the structure set and dose")
+            return load_study_overlays(store, access, study.study_uid, seg_shape=seg_shape)  # type: ignore[arg-type]
+
+        def loaded(overlays: Any) -> None:
+            if self.study is not study:  # another study was opened meanwhile
+                return
+            masks_replaced = study.add_overlays(overlays)
+            if overlays.notes:
+                self.statusBar().showMessage(" ".join(overlays.notes), 15000)
+            self.overlays_loaded.emit(study)
+            if masks_replaced:
+                self.masks_changed.emit()
+
+        self.run("open study overlays", load, doing="reading the structure set and dose", on_done=loaded)
 
     def set_backend_status(self, backend: str) -> None:
         self._status_labels["backend"].setText(f"inference: {backend} (last job)")

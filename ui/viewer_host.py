@@ -1,16 +1,21 @@
-"""Hosts the VIEWER helper's ui.viewer.ViewerPanel in the window and feeds it the open study and masks."""
+"""Hosts ui.viewer.ViewerPanel in the window: feeds it the open study (CT, masks, and - once read in the second step of
+opening - the RT Structure Set contours and RT Dose), with the control column of ui.viewer.sidebar (mouse tool,
+distance, dose switches, structure list, ROI statistics computed by core.workstation.roi in a worker)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from core.workstation.study import OpenStudy
 from ui.common import notice
 
 if TYPE_CHECKING:
+    from core.workstation.roi import RoiReadout
     from ui.main_window import MainWindow
 
 __all__ = ["ViewerHost"]
@@ -33,43 +38,113 @@ class ViewerHost(QWidget):
         self.shell = shell
         cls = _viewer_class()
         self.viewer: Any = cls() if cls is not None else None
+        self.sidebar: Any = None
+        #: the last ROI statistics shown (core.workstation.roi.RoiReadout), for whoever wants the numbers
+        self.readout: RoiReadout | None = None
+        self._stats_ids = itertools.count(1)
+        self._stats_wanted = 0
         self.preset = QComboBox(objectName="viewer_preset")
         self.info = QLabel("No study open: open one from the worklist (Ctrl+1).")
+        self.notes = notice("", "viewer_notes")
+        self.notes.hide()
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Window preset"))
         bar.addWidget(self.preset)
         bar.addWidget(self.info, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
+        layout.addWidget(self.notes)
         if self.viewer is None:
             self.preset.setEnabled(False)
             layout.addWidget(notice("The image viewer is not available in this build yet (ui.viewer is missing)."))
             layout.addStretch(1)
         else:
             from core.viewer import WINDOW_PRESETS
+            from ui.viewer.sidebar import ViewerSidebar
 
             self.preset.addItems(list(WINDOW_PRESETS))
             self.preset.setCurrentText(self.viewer.state.preset or "")
             self.preset.currentTextChanged.connect(self.set_preset)
-            layout.addWidget(self.viewer, 1)
+            self.sidebar = ViewerSidebar(self.viewer)
+            self.sidebar.paintRequested.connect(self._paint_requested)
+            self.sidebar.statisticsRequested.connect(self.show_statistics)
+            scroll = QScrollArea()
+            scroll.setWidget(self.sidebar)
+            scroll.setWidgetResizable(True)
+            scroll.setMinimumWidth(340)
+            split = QSplitter(Qt.Orientation.Horizontal)
+            split.addWidget(self.viewer)
+            split.addWidget(scroll)
+            split.setStretchFactor(0, 1)
+            split.setSizes([1000, 360])
+            layout.addWidget(split, 1)
         shell.study_opened.connect(self.show_study)
+        shell.overlays_loaded.connect(self.show_overlays)
         shell.masks_changed.connect(self.refresh_masks)
         if shell.study is not None:
             self.show_study(shell.study)
 
     def show_study(self, study: OpenStudy) -> None:
-        v = study.volume
-        self.info.setText(f"{v.modality} {v.array.shape[2]}x{v.array.shape[1]}x{v.array.shape[0]}, "
-                          f"{v.spacing_mm[0]:.2f}x{v.spacing_mm[1]:.2f}x{v.spacing_mm[2]:.2f} mm; "
-                          f"masks: {study.mask_source}")  # fmt: skip
+        self._show_info(study)
+        self.readout = None
         if self.viewer is not None:
-            self.viewer.set_volume(v)
+            self.viewer.set_volume(study.volume)
             self.refresh_masks()
+            self.sidebar.show_statistics("select a structure in the list.")
+            if study.overlays_loaded:
+                self.show_overlays(study)
+            else:
+                self.sidebar.set_dose_available(False, "Reading the study's RT Dose...")
+        self._show_notes(study)
+
+    def show_overlays(self, study: OpenStudy) -> None:
+        """The RT Structure Set contours and the RT Dose (wash and isodose lines) of the open study."""
+        if study is not self.shell.study:
+            return
+        self._show_info(study)
+        self._show_notes(study)
+        if self.viewer is None:
+            return
+        self.viewer.set_structures(study.structures)
+        self.viewer.set_dose(study.dose)
+        if study.dose is None:
+            self.sidebar.set_dose_available(False)
+        else:
+            levels = ", ".join(f"{v:.1f}" for v in sorted(self.viewer.state.dose.levels_gy, reverse=True))
+            peak = float(study.dose.dose_gy.max())
+            self.sidebar.set_dose_available(True, f"RT Dose: maximum {peak:.1f} Gy; isodose lines at {levels} Gy.")
+
+    def _show_info(self, study: OpenStudy) -> None:
+        v = study.volume
+        size = "x".join(str(n) for n in v.array.shape[::-1])
+        spacing = "x".join(f"{s:.2f}" for s in v.spacing_mm)
+        text = f"{v.modality} {size}, {spacing} mm; masks: {study.mask_source}"
+        if study.overlays_loaded:
+            shown = [f"RT Structure Set ({len(study.structures.structures)} ROIs)"] if study.structures else []
+            shown += ["RT Dose"] if study.dose is not None else []
+            text += "; " + (", ".join(shown) if shown else "no RT Structure Set or RT Dose")
+        else:
+            text += "; reading the structure set and dose..."
+        self.info.setText(text)
+
+    def _show_notes(self, study: OpenStudy) -> None:
+        self.notes.setText(" ".join(study.overlay_notes))
+        self.notes.setVisible(bool(study.overlay_notes))
 
     def refresh_masks(self) -> None:
+        """Show the study's current masks, keeping the colour, opacity and visibility chosen for each."""
         study = self.shell.study
-        if self.viewer is not None and study is not None:
-            self.viewer.set_segmentation(dict(study.masks.masks))
+        if self.viewer is None or study is None:
+            return
+        self._show_info(study)
+        styles = dict(self.viewer.state.structures("segmentation"))
+        self.viewer.set_segmentation(dict(study.masks.masks), {n: s.colour for n, s in styles.items()})
+        for name, style in styles.items():
+            if name in study.masks.masks:
+                self.viewer.set_structure_style(name, opacity=style.opacity, visible=style.visible)
+        chosen = self.sidebar.structures.selected()
+        if chosen is not None and chosen[0] == "segmentation":
+            self.show_statistics(*chosen)
 
     def set_preset(self, name: str) -> None:
         if self.viewer is not None:
@@ -80,3 +155,46 @@ class ViewerHost(QWidget):
     def scroll(self, view: str, steps: int) -> None:
         if self.viewer is not None:
             self.viewer.scroll(view, steps)
+
+    # ------------------------------------------------------------------ tools and statistics
+    def _paint_requested(self, on: bool) -> None:
+        """Painting belongs to the segmentation panel (label, brush, undo): the tool selector switches it there."""
+        seg = self.shell.panels.get("segmentation")
+        paint = getattr(seg, "paint", None)
+        if paint is None:
+            if on:
+                self.shell.show_error("Painting masks needs the Segmentation panel, which this role does not have.")
+            return
+        paint.setChecked(on)
+
+    def show_statistics(self, layer: str, name: str) -> None:
+        """HU mean/SD and volume of the structure (a mask or an RTSTRUCT ROI), computed in a worker."""
+        study = self.shell.study
+        if study is None or self.sidebar is None:
+            return
+        if layer == "segmentation" and name in study.masks.masks:
+            data = {"mask": study.masks.masks[name].copy()}  # edits on the UI thread must not race the worker
+        elif layer == "contours" and study.structures is not None and name in study.structures.structures:
+            data = {"contour": study.structures.structures[name]}
+        else:
+            self.sidebar.show_statistics(f"{name} is no longer in the study.")
+            return
+        request = self._stats_wanted = next(self._stats_ids)
+        volume = study.volume
+        self.sidebar.show_statistics(f"{name}: computing...")
+
+        def work(_t: Any, _r: Any) -> RoiReadout:
+            from core.workstation.roi import structure_statistics
+
+            return structure_statistics(volume, name, **data)  # type: ignore[arg-type]
+
+        def done(readout: RoiReadout) -> None:
+            if request == self._stats_wanted:
+                self.readout = readout
+                self.sidebar.show_statistics(readout.text())
+
+        def failed(message: str) -> None:
+            if request == self._stats_wanted:
+                self.sidebar.show_statistics(f"{name}: could not be measured ({message})")
+
+        self.shell.run("ROI statistics", work, doing=f"measuring {name}", on_done=done, on_error=failed, quiet=True)

@@ -6,7 +6,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,9 +20,15 @@ from core.store.store import Store, utc_now
 from core.store.users import record_access
 from core.workstation.undo import MaskUndoStack
 
-__all__ = ["OpenStudy", "latest_masks", "load_open_study", "save_mask_version"]
+if TYPE_CHECKING:  # the RT readers (matplotlib, scipy) load in the worker that reads the overlays
+    from core.plan.dvh import DoseVolume
+    from core.plan.structures import StructureSet
+    from core.workstation.overlays import StudyOverlays
 
-_PRODUCER = "radplan-gui-edit"
+__all__ = ["GUI_PRODUCER", "OpenStudy", "latest_masks", "load_open_study", "save_mask_version"]
+
+#: The producer of the mask versions saved from the workstation ('segmentation' results rows).
+GUI_PRODUCER = "radplan-gui-edit"
 
 
 @dataclass
@@ -34,6 +40,24 @@ class OpenStudy:
     #: Where the masks came from ("none", "segmentation job 3", "saved version 2", ...).
     mask_source: str = "none"
     skipped: dict[str, str] = field(default_factory=dict)
+    #: The newest clinical RT Structure Set and RT Dose (None when the study has none, or until they are read:
+    #: core.workstation.overlays runs after the CT is on screen) and sentences on what could not be shown.
+    structures: StructureSet | None = None
+    dose: DoseVolume | None = None
+    overlay_notes: tuple[str, ...] = ()
+    overlays_loaded: bool = False
+
+    def add_overlays(self, overlays: StudyOverlays) -> bool:
+        """Take the RT objects read for this study; the engine's stored segmentation replaces the masks only when
+        nothing was loaded or edited meanwhile. True when the masks were replaced."""
+        self.structures, self.dose = overlays.structures, overlays.dose
+        self.overlay_notes, self.overlays_loaded = overlays.notes, True
+        untouched = not self.masks.masks and not self.masks.can_undo and not self.masks.dirty
+        if overlays.seg_masks and untouched:
+            self.masks = MaskUndoStack(dict(overlays.seg_masks))
+            self.mask_source = overlays.seg_source
+            return True
+        return False
 
 
 def _demo_note(demo_folder: Path | None, study_uid: str) -> str:
@@ -77,7 +101,7 @@ def latest_masks(
         row = conn.execute(
             "SELECT version, payload FROM results WHERE kind = 'segmentation' AND study_fk = ? AND producer = ? "
             "ORDER BY version DESC LIMIT 1",
-            (fk, _PRODUCER),
+            (fk, GUI_PRODUCER),
         ).fetchone()
     if row is None:
         return {}, "none"
@@ -111,7 +135,7 @@ def save_mask_version(
         conn.execute(
             "INSERT INTO results (kind, study_fk, series_fk, version, producer, payload, created_by, created) "
             "VALUES ('segmentation', ?, ?, ?, ?, ?, ?, ?)",
-            (fk, series_fk, version, _PRODUCER, buffer.getvalue(), access.user.name, utc_now()),
+            (fk, series_fk, version, GUI_PRODUCER, buffer.getvalue(), access.user.name, utc_now()),
         )
         record_access(
             conn, access, "segmentation.save_version", objects=[AuditObject("study", study_uid)],

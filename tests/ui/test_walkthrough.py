@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from shell_support import close, open_window, sign_in, workspace
+from viewer_support import assert_views_not_blank
 
 from app.bootstrap import AppContext, Credentials
 from core.jobs import JobQueue
@@ -75,6 +76,10 @@ def _walk(qtbot: Any, window: Any, ws: Any, manifest: dict[str, Any]) -> None:
     host = window.panels["viewer"]
     viewer = host.viewer
     assert viewer is not None and viewer.volume is window.study.volume
+    # the second step of opening: the study's RT Structure Set contours and RT Dose reach the viewer
+    qtbot.waitUntil(lambda: window.study.overlays_loaded, timeout=60000)
+    assert "GTV" in viewer.state.structures("contours") and viewer.dose_sampler is not None
+    assert_views_not_blank(qtbot, viewer)  # each view read back from its own OpenGL window, inside the workstation
     # 3. change the window preset
     host.set_preset("lung")
     assert viewer.state.preset == "lung"
@@ -170,4 +175,5 @@ def _walk(qtbot: Any, window: Any, ws: Any, manifest: dict[str, Any]) -> None:
     window.show_panel("viewer")
     qtbot.wait(300)
     assert not image_is_blank(grab_window(window))
+    assert_views_not_blank(qtbot, viewer)
     assert np.array_equal(window.study.masks.masks["gtv"] > 0, gtv > 0)

@@ -110,6 +110,11 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
     def volume(self) -> Volume | None:
         return self._volume
 
+    @property
+    def dose_sampler(self) -> DoseSampler | None:
+        """The RT Dose shown (sampled on the volume's grid), None when there is none."""
+        return self._composer.dose if self._composer is not None else None
+
     def set_volume(self, volume: Volume) -> None:
         """Show a volume (read in place, never copied for the 2-D views); overlays of a previous volume are
         dropped. The three slice views are rendered before this returns, the 3-D view on the next loop turn."""
