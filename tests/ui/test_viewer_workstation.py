@@ -213,3 +213,40 @@ def test_damaged_and_missing_rt_objects(qtbot: Any, tmp_path: Path) -> None:
         assert_views_not_blank(qtbot, viewer)
     finally:
         close(qtbot, window, ws)
+
+
+def test_reopened_study_shows_the_engines_stored_segmentation(qtbot: Any, tmp_path: Path) -> None:
+    """A SEG the engine stored (no mask version saved from the workstation) is shown when the study is opened."""
+    from core.segmentation.result import SegmentationResult, write_seg_dataset
+    from core.segmentation.service import store_segmentation
+    from core.workstation.study import load_open_study
+
+    ws = workspace(tmp_path, seed=2)
+    user = UserRepository(ws.store).authenticate(RADIOLOGIST, ws.passwords[RADIOLOGIST])
+    volume = load_open_study(ws.store, Session(user).authorize(Permission.READ_PATIENT_DATA), ws.study_uid).volume
+    gtv = sitk.GetArrayFromImage(sitk.ReadImage(str(ws.demo_folder / "truth" / "gtv.nii.gz"))).astype(np.uint8)
+    images = [pydicom.dcmread(p) for p in sorted((ws.demo_folder / "ct").glob("*.dcm"))]
+    result = SegmentationResult({"gtv": gtv}, "test-model", "1", "cpu", {}, {"gtv": 1.0}, {"gtv": "GTV"},
+                                volume.spacing_mm, volume.series_uid)  # fmt: skip
+    store_segmentation(ws.store, Session(user).authorize(Permission.IMPORT_STUDIES), ws.study_uid,
+                       write_seg_dataset(result, images), result)  # fmt: skip
+    window = open_window(qtbot, ws)
+    try:
+        sign_in(qtbot, window, RADIOLOGIST, ws.passwords[RADIOLOGIST])
+        host = _open(qtbot, window, ws.study_uid)
+        qtbot.waitUntil(lambda: "gtv" in window.study.masks.masks, timeout=30000)
+        study, viewer = window.study, host.viewer
+        assert study.mask_source.startswith("stored segmentation version 1 (test-model 1")
+        assert np.array_equal(study.masks.masks["gtv"], gtv) and not study.masks.can_undo
+        assert "masks: stored segmentation version 1" in host.info.text()
+        assert (
+            "gtv" in viewer.state.structures("segmentation") and ("segmentation", "gtv") in host.sidebar.structures.rows
+        )
+        viewer.set_structure_style("gtv", colour=(255, 0, 255), opacity=1.0)
+        for name in viewer.state.structures("contours"):
+            viewer.set_structure_style(name, visible=False, layer="contours")
+        viewer.state.set_dose_display(wash=False, isodose=False)
+        viewer.set_cursor(_centre_mm(study.volume, *np.argwhere(gtv).mean(axis=0).round().astype(int)[::-1]))
+        assert count(viewer.view_pixels("axial"), (255, 0, 255)) > 20, "the stored GTV is drawn"
+    finally:
+        close(qtbot, window, ws)
