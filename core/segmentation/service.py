@@ -29,6 +29,7 @@ from core.jobs.queue import JobQueue
 from core.security.roles import Permission, Role, role_allows
 from core.security.session import Access, User
 from core.segmentation.models import DEFAULT_MODEL
+from core.segmentation.producers import EDITED_PRODUCER
 from core.segmentation.result import SegmentationResult
 from core.store.audit import AuditObject
 from core.store.blobs import stored_bytes
@@ -38,6 +39,7 @@ from core.store.users import record_access
 
 __all__ = [
     "BACKEND_CHOICES",
+    "EDITED_PRODUCER",
     "SEGMENT_JOB",
     "CtSeries",
     "SegmentationNotFoundError",
@@ -237,14 +239,16 @@ def store_segmentation(
 
 
 def load_segmentation(store: Store, access: Access, study_uid: str) -> dict[str, NDArray[np.uint8]]:
-    """The latest stored segmentation of the study: structure name -> uint8 mask on the source CT grid [z, y, x]."""
+    """The latest segmentation of the study stored with its DICOM SEG (by the engine): structure name -> uint8 mask
+    on the source CT grid [z, y, x]. Mask versions saved from the workstation (``EDITED_PRODUCER``, compressed
+    arrays without a SEG) are not this function's: ``core.workstation.study.latest_masks`` reads those."""
     if access.permission is not Permission.READ_PATIENT_DATA:
         raise PermissionDeniedError("reading a segmentation needs the 'read_patient_data' permission")
     with store.transaction() as conn:
         row = conn.execute(
             "SELECT r.payload FROM results r JOIN studies st ON st.id = r.study_fk WHERE st.study_uid = ? "
-            "AND r.kind = 'segmentation' ORDER BY r.id DESC LIMIT 1",
-            (study_uid,),
+            "AND r.kind = 'segmentation' AND r.producer != ? ORDER BY r.id DESC LIMIT 1",
+            (study_uid, EDITED_PRODUCER),
         ).fetchone()
         if row is None:
             raise SegmentationNotFoundError(

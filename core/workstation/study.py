@@ -15,6 +15,7 @@ from core.dicom.volumes import Volume, VolumeError, study_volumes
 from core.errors import PermissionDeniedError
 from core.security.roles import Permission
 from core.security.session import Access
+from core.segmentation.producers import EDITED_PRODUCER
 from core.store.audit import AuditObject
 from core.store.store import Store, utc_now
 from core.store.users import record_access
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # the RT readers (matplotlib, scipy) load in the worker that 
 __all__ = ["GUI_PRODUCER", "OpenStudy", "latest_masks", "load_open_study", "save_mask_version"]
 
 #: The producer of the mask versions saved from the workstation ('segmentation' results rows).
-GUI_PRODUCER = "radplan-gui-edit"
+GUI_PRODUCER = EDITED_PRODUCER
 
 
 @dataclass

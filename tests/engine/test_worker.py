@@ -93,6 +93,13 @@ def test_segment_job_end_to_end(env: Env, host: WorkerHost, tmp_path: Path) -> N
     assert masks["body"].sum() >= max(masks[s].sum() for s in structures)  # derived: body is the union
     rows = env.store.query("SELECT kind, version FROM results")
     assert rows == [("segmentation", 1)]
+    # a mask version saved from the workstation (arrays, no SEG) is newer, but this reads the engine's SEG
+    from core.workstation.study import save_mask_version
+
+    edited = {"gtv": np.zeros_like(masks["body"])}
+    save_mask_version(env.store, Access(env.rad.user, Permission.RUN_ANALYSIS), env.study_uid, edited)
+    again = load_segmentation(env.store, read, env.study_uid)
+    assert sorted(again) == sorted(structures) and all(np.array_equal(again[n], masks[n]) for n in structures)
 
 
 def test_cancel_mid_job_then_next_job_runs(env: Env, host: WorkerHost) -> None:
