@@ -74,6 +74,9 @@ def run_smoke(app: QApplication, screenshot: Path | None, started: float) -> int
     if not wait_until(lambda: window.study is not None, 120):
         print("smoke: the demo study did not open", file=sys.stderr)
         return 1
+    if not wait_until(lambda: window.study is not None and window.study.overlays_loaded, 120):
+        print("smoke: the study's RT Structure Set and RT Dose did not load", file=sys.stderr)
+        return 1
     plan = window.panels.get("plan")
     if plan is not None:
         plan.create_plan()  # type: ignore[attr-defined]
