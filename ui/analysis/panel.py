@@ -237,17 +237,15 @@ class AnalysisPanel(QWidget):
         fill_table(self.rules_table, [(r["id"], r["version"], r["title"], r["source"]) for r in rec["rules_fired"]])
         self._highlight(result["mentions"])
         self._similar(rec)
-        can_decide = bool(rec["recommendations"]) and self.shell.session is not None and \
-            self.shell.session.allows(Permission.EDIT_PLANS)  # fmt: skip
+        session = self.shell.session
+        allowed = session is not None and session.allows(Permission.EDIT_PLANS)
+        if not rec["recommendations"]:
+            why = "No recommendation to decide on."
+        else:
+            why = "" if allowed else "Recording decisions needs a radiologist."
         for button in (self.accept_btn, self.override_btn):
-            button.setEnabled(can_decide)
-        self.decision_message.setText(
-            ""
-            if can_decide
-            else "No recommendation to decide on."
-            if not rec["recommendations"]
-            else "Recording decisions needs a radiologist."
-        )
+            button.setEnabled(not why)
+        self.decision_message.setText(why)
 
     def record_decision(self, decision: str) -> TaskInfo | None:
         study, result = self.shell.study, self.result
