@@ -50,7 +50,7 @@ from pynetdicom._handlers import (
 )
 from pynetdicom.association import Association
 
-from core.pacs.dimse_fast import fast_store_responses
+from core.pacs.dimse_fast import fast_store_messages
 from core.pacs.nodes import PacsError, PacsNode
 
 __all__ = [
@@ -164,7 +164,7 @@ def tune_association(assoc: Association, *, short_poll: bool = True) -> None:
     """Tune an established association for throughput: the DUL idle poll shortened when `short_poll` (a private
     pynetdicom knob; ignored if it ever disappears), Nagle's algorithm off on its socket (TCP_NODELAY, as DCMTK does
     with TCP_NODELAY=1), whole PDUs read with large reads (`_recv_exactly`), pynetdicom's per-message log
-    handlers unbound unless it logs at DEBUG, and plain C-STORE responses encoded directly
+    handlers unbound unless it logs at DEBUG, and C-STORE requests and responses decoded and encoded directly
     (`core.pacs.dimse_fast`).
 
     pynetdicom writes a DIMSE request's command set and its identifier as two PDUs; with Nagle on, the second one
@@ -188,7 +188,7 @@ def tune_association(assoc: Association, *, short_poll: bool = True) -> None:
         transport.recv = types.MethodType(_recv_exactly, transport)
     dimse = getattr(assoc, "dimse", None)
     if dimse is not None:
-        fast_store_responses(dimse)
+        fast_store_messages(dimse)
 
 
 #: Largest single read from the socket: pynetdicom reads 4 KiB at a time (38 000 reads, each a GIL hand-over, for a

@@ -1,17 +1,18 @@
-"""C-STORE responses written by core.pacs.dimse_fast are byte for byte what pynetdicom writes, and anything else
-still goes through pynetdicom."""
+"""C-STORE requests decoded and responses written by core.pacs.dimse_fast give what pynetdicom gives, and anything
+else still goes through pynetdicom."""
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import evt
-from pynetdicom.dimse_messages import C_STORE_RSP
+from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_STORE
 
-from core.pacs.dimse_fast import encode_store_response
+from core.pacs.dimse_fast import _StoreRequestMessage, decode_store_request, encode_store_response
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -40,6 +41,57 @@ def test_same_bytes_as_pynetdicom(status: int, uid: str, message_id: int) -> Non
     assert expected == [[(3, b"\x03" + encode_store_response(CT, uid, message_id, status))]]
 
 
+def _request(uid: str, message_id: int, originator: tuple[str, int] | None, data: bytes) -> C_STORE:
+    req = C_STORE()
+    req.MessageID, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, req.Priority = message_id, CT, uid, 2
+    if originator is not None:
+        req.MoveOriginatorApplicationEntityTitle, req.MoveOriginatorMessageID = originator
+    req.DataSet = BytesIO(data)
+    return req
+
+
+_FIELDS = ("MessageID", "AffectedSOPClassUID", "AffectedSOPInstanceUID", "Priority",
+           "MoveOriginatorApplicationEntityTitle", "MoveOriginatorMessageID", "_context_id")  # fmt: skip
+
+
+@pytest.mark.parametrize("originator", [None, ("ORTHANC", 7), ("A B", 65535)])
+@pytest.mark.parametrize("uid", ["1.2.3.4", "1.2.3.45", "1.2.826.0.1.3680043.8.498." + "1" * 37])
+def test_requests_decode_to_what_pynetdicom_decodes(uid: str, originator: tuple[str, int] | None) -> None:
+    data = bytes(range(256)) * 300  # a data set over several fragments
+    msg = C_STORE_RQ()
+    msg.primitive_to_message(_request(uid, 301, originator, data))
+    pdatas = list(msg.encode_msg(5, 16384))
+    theirs = DIMSEMessage()
+    done = [theirs.decode_msg(p) for p in pdatas]
+    assert done[-1] and not any(done[:-1])
+    expected = theirs.message_to_primitive()
+
+    (context_id, command), *rest = pdatas[0].presentation_data_value_list
+    assert not rest and command[:1] == b"\x03"
+    request = decode_store_request(command[1:])
+    assert request is not None
+    ours = _StoreRequestMessage(request, context_id)
+    done = [ours.decode_msg(p) for p in pdatas[1:]]
+    assert done[-1] and not any(done[:-1])
+    got = ours.message_to_primitive()
+    assert [getattr(got, f) for f in _FIELDS] == [getattr(expected, f) for f in _FIELDS]
+    assert got.DataSet.getvalue() == expected.DataSet.getvalue() == data
+
+
+def test_other_command_sets_are_left_to_pynetdicom() -> None:
+    rsp = C_STORE_RSP()
+    rsp.primitive_to_message(_response("1.2.3.4", 1, 0))
+    response_command = next(iter(rsp.encode_msg(1, 16384))).presentation_data_value_list[0][1][1:]
+    assert decode_store_request(response_command) is None  # a response, not a request
+    msg = C_STORE_RQ()
+    msg.primitive_to_message(_request("1.2.3.4", 2, None, b"xx"))
+    command = next(iter(msg.encode_msg(1, 16384))).presentation_data_value_list[0][1][1:]
+    assert decode_store_request(command) is not None
+    extra = command + b"\x00\x00\x02\x09" + (4).to_bytes(4, "little") + b"\x00\x00\x00\x00"  # (0000,0902)
+    assert decode_store_request(extra) is None  # an element a request does not define
+    assert decode_store_request(command[:-3]) is None  # truncated
+
+
 def _store_once(handler_status: Any, *, listen_sent: bool) -> tuple[Any, list[Any], list[Any]]:
     """C-STORE one dataset to a pynetdicom storage SCP whose associations are tuned like ours; (the response's
     status dataset, the SCP's sent-message events, the SCP's associations' send_msg functions)."""
@@ -53,7 +105,7 @@ def _store_once(handler_status: Any, *, listen_sent: bool) -> tuple[Any, list[An
 
     def established(event: Any) -> None:
         tune_association(event.assoc)
-        send_fns.append(event.assoc.dimse.send_msg)
+        send_fns.append(event.assoc.dimse)
         if listen_sent:
             event.assoc.bind(evt.EVT_DIMSE_SENT, lambda e: sent.append(e.message))
 
@@ -81,11 +133,12 @@ def _store_once(handler_status: Any, *, listen_sent: bool) -> tuple[Any, list[An
 
 
 def test_a_real_storage_association_gets_the_fast_responses() -> None:
-    from core.pacs.dimse_fast import _send_msg
+    from core.pacs.dimse_fast import _receive_primitive, _send_msg
 
-    status, _, send_fns = _store_once(0x0000, listen_sent=False)
+    status, _, providers = _store_once(0x0000, listen_sent=False)
     assert status.Status == 0x0000 and "ErrorComment" not in status
-    assert send_fns and all(f.__func__ is _send_msg for f in send_fns)
+    assert providers and all(d.send_msg.__func__ is _send_msg for d in providers)
+    assert all(d.receive_primitive.__func__ is _receive_primitive for d in providers)
     status, _, _ = _store_once(0xA700, listen_sent=False)
     assert status.Status == 0xA700
 
