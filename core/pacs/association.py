@@ -196,14 +196,27 @@ def tune_association(assoc: Association, *, short_poll: bool = True) -> None:
 RECV_CHUNK = 1 << 20
 
 
+#: Linux's TCP_QUICKACK (absent elsewhere): acknowledge received data at once instead of up to 40 ms later.
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exactly(transport: Any, nr_bytes: int) -> bytearray:
     """pynetdicom's AssociationSocket.recv (read nr_bytes, or fewer if the connection closes), with recv_into a
-    buffer of the PDU's size in reads of up to RECV_CHUNK instead of 4 KiB reads appended one by one."""
+    buffer of the PDU's size in reads of up to RECV_CHUNK instead of 4 KiB reads appended one by one.
+
+    Every read first asks for an immediate ACK (TCP_QUICKACK, which Linux clears again by itself): a PACS that
+    sends with Nagle's algorithm on holds the short last segment of each message until its data so far is
+    acknowledged, and Linux delays that ACK up to 40 ms. Against Orthanc's C-MOVE that stalled about one
+    instance in ten by ~45 ms (300 instances: 2.3 s instead of 1 s)."""
+    sock = transport.socket
     buffer = bytearray(nr_bytes)
     view = memoryview(buffer)
     done = 0
     while done < nr_bytes:
-        got = transport.socket.recv_into(view[done:], min(nr_bytes - done, RECV_CHUNK))
+        if _QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        got = sock.recv_into(view[done:], min(nr_bytes - done, RECV_CHUNK))
         if not got:  # the connection closed: what was read so far, as pynetdicom returns it
             break
         done += got
