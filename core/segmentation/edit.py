@@ -25,6 +25,7 @@ import SimpleITK as sitk  # noqa: N813
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from core.boxes import bounding_box
 from core.errors import RadPlanError
 
 __all__ = [
@@ -182,18 +183,6 @@ def largest_component(mask: NDArray[Any], min_fraction: float = 1.0) -> NDArray[
     out = np.zeros_like(m)
     out[box] = keep[0] == labels if keep.size == 1 else np.isin(labels, keep)
     return out
-
-
-def bounding_box(mask: NDArray[Any]) -> tuple[slice, ...] | None:
-    """The smallest box (one slice per axis) holding every non-zero voxel; None for an empty mask."""
-    m = np.asarray(mask)
-    box: list[slice] = []
-    for axis in range(m.ndim):
-        hit = np.flatnonzero(np.any(m, axis=tuple(a for a in range(m.ndim) if a != axis)))
-        if hit.size == 0:
-            return None
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)
 
 
 def region_grow(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from core.boxes import bounding_box
+
 __all__ = ["MaskEdit", "MaskUndoStack"]
 
 
@@ -17,14 +19,6 @@ class MaskEdit:
     before: NDArray[np.uint8]
     after: NDArray[np.uint8]
     description: str
-
-
-def _box(changed: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
-    idx = np.nonzero(changed)
-    if idx[0].size == 0:
-        return None
-    z, y, x = (slice(int(a.min()), int(a.max()) + 1) for a in idx)
-    return z, y, x
 
 
 @dataclass
@@ -45,9 +39,10 @@ class MaskUndoStack:
         if old.shape != new_mask.shape:
             raise ValueError(f"mask {label!r}: shape {new_mask.shape} is not the volume's {old.shape}")
         new = new_mask.astype(np.uint8, copy=False)
-        box = _box(old != new)
-        if box is None:
+        found = bounding_box(old != new)
+        if found is None:
             return False
+        box = (found[0], found[1], found[2])
         self._done.append(MaskEdit(label, box, old[box].copy(), new[box].copy(), description))
         del self._done[: -self.limit]
         self._undone.clear()

@@ -285,3 +285,26 @@ def test_demo_study_with_truth_masks_rtstruct_and_rtdose(panel, demo_study) -> N
     assert dict(panel.state.structures("contours")), "RTSTRUCT ROIs are listed"
     whole = panel.grab_image()
     assert not whole.isNull() and whole.width() == panel.width()
+
+
+def test_pack_labels_sets_bit_b_where_mask_b_is_non_zero() -> None:
+    """The slab-wise packing against its definition: 10 masks (two layers), a depth that is no multiple of the slab,
+    bool, uint8 and int16 masks with values other than 0 and 1."""
+    from ui.viewer.overlays import BITS_PER_LAYER, pack_labels
+
+    rng = np.random.default_rng(5)
+    shape = (7, 33, 21)
+    masks: dict[str, NDArray[np.generic]] = {}
+    for i in range(10):
+        values = rng.integers(-2, 3, size=shape)
+        masks[f"m{i}"] = values.astype([np.int16, np.uint8, bool][i % 3]) if i % 3 else values.astype(np.int16)
+    layers = pack_labels(masks, shape)
+    assert [layer.names for layer in layers] == [tuple(f"m{i}" for i in range(8)), ("m8", "m9")]
+    for index, layer in enumerate(layers):
+        expected = np.zeros(shape, dtype=np.uint8)
+        for b, name in enumerate(layer.names):
+            expected |= (np.asarray(masks[name]) != 0).astype(np.uint8) << b
+        assert np.array_equal(layer.bits, expected), index
+    assert BITS_PER_LAYER == 8
+    with pytest.raises(ValueError, match="must share a grid"):
+        pack_labels({"bad": np.zeros((7, 33, 20))}, shape)

@@ -39,18 +39,32 @@ class LabelLayer:
     bits: NDArray[np.uint8]
 
 
+#: Slices packed at a time: the temporaries of one slab stay in the CPU cache (a 512x512x150 study with 7 masks:
+#: 0.11 s instead of 0.3-0.56 s with whole-volume temporaries, all of it on the UI thread).
+PACK_SLAB = 4
+
+
 def pack_labels(masks: Mapping[str, NDArray[np.generic]], shape: Sequence[int]) -> list[LabelLayer]:
-    """Bit-pack the masks (each the volume's [z, y, x] shape) in their given order, 8 to a layer."""
+    """Bit-pack the masks (each the volume's [z, y, x] shape) in their given order, 8 to a layer: bit b of a layer
+    voxel is set where the layer's b-th mask is non-zero."""
     names = list(masks)
+    arrays = [np.asarray(masks[name]) for name in names]
+    for name, mask in zip(names, arrays, strict=True):
+        if mask.shape != tuple(shape):
+            raise ValueError(f"mask {name!r} is {mask.shape}, the volume {tuple(shape)}: they must share a grid")
+    slab_shape = (min(PACK_SLAB, int(shape[0])), *(int(n) for n in shape[1:]))
+    nonzero, shifted = np.empty(slab_shape, dtype=bool), np.empty(slab_shape, dtype=np.uint8)
     layers = []
     for start in range(0, len(names), BITS_PER_LAYER):
         group = tuple(names[start : start + BITS_PER_LAYER])
         bits = np.zeros(tuple(shape), dtype=np.uint8)
-        for b, name in enumerate(group):
-            mask = np.asarray(masks[name])
-            if mask.shape != bits.shape:
-                raise ValueError(f"mask {name!r} is {mask.shape}, the volume {bits.shape}: they must share a grid")
-            bits |= (mask != 0).view(np.uint8) << np.uint8(b)
+        for z in range(0, int(shape[0]), PACK_SLAB):
+            out = bits[z : z + PACK_SLAB]
+            n = out.shape[0]
+            for b, mask in enumerate(arrays[start : start + BITS_PER_LAYER]):
+                np.not_equal(mask[z : z + n], 0, out=nonzero[:n])
+                np.left_shift(nonzero[:n].view(np.uint8), np.uint8(b), out=shifted[:n])
+                np.bitwise_or(out, shifted[:n], out=out)
         layers.append(LabelLayer(group, bits))
     return layers
 
