@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -53,9 +54,18 @@ def image_is_blank(image: QImage, min_std: float = 4.0) -> bool:
 
 
 def run_smoke(app: QApplication, screenshot: Path | None, started: float) -> int:
+    """Open the demo study in a throw-away workspace, render every panel, save the screenshot; 0 when nothing was
+    blank. The workspace (an encrypted store with the demo patient) is deleted afterwards, whatever happened."""
+    root = Path(tempfile.mkdtemp(prefix="radplan-gui-smoke-"))
+    try:
+        return _smoke(app, screenshot, started, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _smoke(app: QApplication, screenshot: Path | None, started: float, root: Path) -> int:
     from ui.main_window import MainWindow
 
-    root = Path(tempfile.mkdtemp(prefix="radplan-gui-smoke-"))
     ws = build_demo_workspace(root)
     ctx = WorkstationContext(settings=Settings(data_dir=ws.data_dir), open_store=lambda: ws.store,
                              demo_folder=ws.demo_folder)  # fmt: skip
@@ -88,6 +98,8 @@ def run_smoke(app: QApplication, screenshot: Path | None, started: float) -> int
         if image_is_blank(window.tabs.currentWidget().grab().toImage()):
             blank.append(window.tabs.tabText(index))
     window.show_panel("viewer")
+    host = window.panels.get("viewer")
+    wait_until(lambda: getattr(host, "masks_up_to_date", True), 60)  # masks are packed in a worker
     wait_until(lambda: False, 0.5)
     image = grab_window(window)
     if screenshot is not None:

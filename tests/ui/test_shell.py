@@ -3,6 +3,7 @@ errors as sentences, background tasks, the smoke command's screenshot."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -149,9 +150,13 @@ def test_blank_render_is_detected() -> None:
 @pytest.mark.slow
 def test_smoke_command_writes_a_real_screenshot(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
     result = subprocess.run([sys.executable, "-m", "app", "gui", "--smoke", "--screenshot", str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+                            capture_output=True, text=True, timeout=600, check=False, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("radplan")], "the demo workspace was left"
     image = QImage(str(out))
     assert image.width() >= 800 and image.height() >= 600 and not image_is_blank(image)
     assert "window visible after" in result.stderr
