@@ -3,6 +3,7 @@ the UI thread; the longest gap between ticks) during a PACS retrieve from a real
 job run by the real engine worker process. Run under a display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/gui_startup.py [--runs 5] [--shape 256x256x80]
+        [--open-shape 512x512x150] [--skip-startup]
 
 The segmentation uses the AI model when one is installed (resources/models), else the engine's region growing.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +46,7 @@ def startup(runs: int) -> dict[str, Any]:
                 heavy = line.split("heavy=")[1].strip()
                 break
         proc.wait(120)
+    shutil.rmtree(data.parent, ignore_errors=True)
     return {"runs": runs, "visible_after_spawn_s_median": round(statistics.median(walls), 3),
             "visible_after_spawn_s_min": round(min(walls), 3),
             "gui_command_to_visible_s_median": round(statistics.median(inside), 3),
@@ -138,7 +141,7 @@ class Heartbeat:
         self.last = now
 
 
-def stalls(shape: tuple[int, int, int]) -> dict[str, Any]:
+def stalls(shape: tuple[int, int, int], open_shape: tuple[int, int, int] = (96, 96, 40)) -> dict[str, Any]:
     from orthanc_server import OrthancServer, free_port
 
     from app.bootstrap import AppContext, Credentials
@@ -158,7 +161,9 @@ def stalls(shape: tuple[int, int, int]) -> dict[str, Any]:
     qt = create_application()
     qt.setProperty("radplan_no_dialogs", True)
     root = Path(tempfile.mkdtemp(prefix="radplan-bench-stall-"))
-    ws = build_demo_workspace(root / "ws", shape=(96, 96, 40), spacing_mm=(4.0, 4.0, 5.0))
+    full = open_shape[0] >= 256
+    ws = build_demo_workspace(root / "ws", shape=open_shape,  # the study opened and segmented
+                              spacing_mm=(0.8, 0.8, 2.5) if full else (4.0, 4.0, 5.0))  # fmt: skip
     pacs_study = root / "pacs-study"
     manifest = generate_demo_study(pacs_study, seed=11, shape=shape, spacing_mm=(1.5, 1.5, 3.0))
     port = free_port()
@@ -223,13 +228,17 @@ def stalls(shape: tuple[int, int, int]) -> dict[str, Any]:
         w0 = time.time()
         seg.run_segmentation()
         assert wait_until(lambda: seg.task is not None and seg.task.status != "running", 900), seg.message.text()
-        windows["segmentation"] = (w0, time.time())
         job_s = time.perf_counter() - t0
+        # the masks' arrival (undo record, packing for the viewer) belongs to the segmentation's window
+        wait_until(lambda: getattr(host, "masks_up_to_date", True), 60)
+        wait_until(lambda: False, 0.3)
+        windows["segmentation"] = (w0, time.time())
         during_job, during_cause = beat.longest, beat.cause()
         window.show_panel("viewer")  # the masks appear in the viewer (VTK renders on the UI thread)
         beat.reset()
         wait_until(lambda: False, 2.0)
-        out |= {"segmentation_method": "AI model" if has_model else "engine region growing",
+        out |= {"segmented_study": "x".join(map(str, open_shape)) + " CT",
+                "segmentation_method": "AI model" if has_model else "engine region growing",
                 "segmentation_status": seg.task.status, "segmentation_s": round(job_s, 2),
                 "segmentation_longest_ui_stall_ms": round(during_job * 1000, 1),
                 "segmentation_message": seg.message.text()[:160], "segmentation_stall_ui_thread_was_in": during_cause,
@@ -244,6 +253,7 @@ def stalls(shape: tuple[int, int, int]) -> dict[str, Any]:
             out[f"{name}_control_process_longest_gap_ms"] = round(longest_between(gaps, a, b) * 1000, 1)
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the workspaces and Orthanc's storage (1 GB at full size)
     return out
 
 
@@ -252,12 +262,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--shape", default="256x256x80", help="PACS study CT size COLSxROWSxSLICES")
+    parser.add_argument(
+        "--open-shape",
+        default="96x96x40",
+        help="size of the study opened and segmented (512x512x150: "
+        "full size; its masks' arrival is the largest UI-thread work of a segmentation)",
+    )
     args = parser.parse_args()
     cols, rows, slices = (int(v) for v in args.shape.split("x"))
     load = os.getloadavg()
     result = {"cpus": os.cpu_count(), "load_average_1m_at_start": round(load[0], 2)}
     result |= {} if args.skip_startup else startup(args.runs)
-    result |= stalls((cols, rows, slices))
+    open_shape = tuple(int(v) for v in args.open_shape.split("x"))
+    result |= stalls((cols, rows, slices), (open_shape[0], open_shape[1], open_shape[2]))
     print(json.dumps(result, indent=2))
 
 

@@ -17,6 +17,8 @@ from ui.common import notice
 if TYPE_CHECKING:
     from core.workstation.roi import RoiReadout
     from ui.main_window import MainWindow
+    from ui.viewer.overlays import PackedSegmentation
+    from ui.workers import TaskInfo
 
 __all__ = ["ViewerHost"]
 
@@ -43,6 +45,10 @@ class ViewerHost(QWidget):
         self.readout: RoiReadout | None = None
         self._stats_ids = itertools.count(1)
         self._stats_wanted = 0
+        self._masks_ids = itertools.count(1)
+        self._masks_wanted = 0
+        #: the number of the last mask refresh drawn (equal to the last requested once the viewer is up to date)
+        self.masks_shown = 0
         self.preset = QComboBox(objectName="viewer_preset")
         self.info = QLabel("No study open: open one from the worklist (Ctrl+1).")
         self.notes = notice("", "viewer_notes")
@@ -131,17 +137,47 @@ class ViewerHost(QWidget):
         self.notes.setText(" ".join(study.overlay_notes))
         self.notes.setVisible(bool(study.overlay_notes))
 
-    def refresh_masks(self) -> None:
-        """Show the study's current masks, keeping the colour, opacity and visibility chosen for each."""
+    def refresh_masks(self) -> TaskInfo | None:
+        """Show the study's current masks, keeping the colour, opacity and visibility chosen for each.
+
+        The masks are ordered and bit-packed in a worker thread (0.1-0.2 s for 7 masks of a 512x512x150 study);
+        the UI thread only hands the result to the viewer. When edits come faster than that, only the newest
+        request is shown. Returns the packing task (None when there is nothing to show)."""
         study = self.shell.study
         if self.viewer is None or study is None:
-            return
+            return None
         self._show_info(study)
+        masks, shape = study.masks.snapshot(), study.volume.array.shape
+        request = self._masks_wanted = next(self._masks_ids)
+
+        def work(_t: Any, _r: Any) -> PackedSegmentation:
+            from ui.viewer.overlays import pack_segmentation
+
+            return pack_segmentation(masks, shape)
+
+        def done(packed: PackedSegmentation) -> None:
+            if request == self._masks_wanted and study is self.shell.study and self.viewer is not None:
+                self._show_masks(study, packed)
+
+        def failed(message: str) -> None:
+            if request == self._masks_wanted:
+                self.masks_shown = request  # nothing newer to wait for: the viewer keeps the masks it shows
+                self.shell.show_error(message + " The viewer still shows the masks from before; the masks are kept.")
+
+        return self.shell.run("draw masks", work, doing="drawing the masks", on_done=done, on_error=failed, quiet=True)
+
+    @property
+    def masks_up_to_date(self) -> bool:
+        """True once the newest mask refresh requested is on screen."""
+        return self.masks_shown == self._masks_wanted
+
+    def _show_masks(self, study: OpenStudy, packed: PackedSegmentation) -> None:
         styles = dict(self.viewer.state.structures("segmentation"))
-        self.viewer.set_segmentation(dict(study.masks.masks), {n: s.colour for n, s in styles.items()})
+        self.viewer.set_segmentation(packed, {n: s.colour for n, s in styles.items()})
         for name, style in styles.items():
-            if name in study.masks.masks:
+            if name in packed.masks:
                 self.viewer.set_structure_style(name, opacity=style.opacity, visible=style.visible)
+        self.masks_shown = self._masks_wanted
         chosen = self.sidebar.structures.selected()
         if chosen is not None and chosen[0] == "segmentation":
             self.show_statistics(*chosen)
@@ -173,7 +209,7 @@ class ViewerHost(QWidget):
         if study is None or self.sidebar is None:
             return
         if layer == "segmentation" and name in study.masks.masks:
-            data = {"mask": study.masks.masks[name].copy()}  # edits on the UI thread must not race the worker
+            data = {"mask": study.masks.snapshot()[name]}  # never changed in place: no copy needed
         elif layer == "contours" and study.structures is not None and name in study.structures.structures:
             data = {"contour": study.structures.structures[name]}
         else:

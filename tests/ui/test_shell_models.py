@@ -40,6 +40,33 @@ def test_undo_redo_restores_exact_masks() -> None:
         stack.apply("gtv", np.zeros((2, 2, 2), np.uint8), "wrong")
 
 
+def test_a_snapshot_is_never_changed_by_later_edits_undo_or_redo() -> None:
+    """Worker threads read snapshots (the viewer's packing, ROI statistics, saving) while the UI thread undoes:
+    arrays in the stack are replaced, never written in place."""
+    import threading
+
+    stack = MaskUndoStack({})
+    first = np.zeros((4, 5, 6), np.uint8)
+    first[1:3, 1:3, 1:3] = 1
+    stack.apply("gtv", first, "brush")
+    taken = stack.snapshot()
+    kept = taken["gtv"].copy()
+    first[:] = 0  # the caller's array is not the stack's
+    stack.undo()
+    assert np.array_equal(taken["gtv"], kept) and not stack.masks["gtv"].any()
+    again = stack.snapshot()
+    stack.redo()
+    assert not again["gtv"].any() and np.array_equal(stack.masks["gtv"], kept)
+    # edits from several threads at once: every one recorded, one undo step each
+    masks = {f"s{i}": np.full((4, 5, 6), 1, np.uint8) for i in range(8)}
+    threads = [threading.Thread(target=stack.apply, args=(n, m, n)) for n, m in masks.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(stack.history()[1:]) == sorted(masks) and set(stack.snapshot()) == {"gtv", *masks}
+
+
 def test_roles_see_their_panels() -> None:
     assert visible_panels(Role.ADMIN) == ["settings"]
     assert "settings" not in visible_panels(Role.RADIOLOGIST)

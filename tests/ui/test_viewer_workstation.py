@@ -105,6 +105,7 @@ def test_rt_objects_and_controls_in_the_workstation(qtbot: Any, tmp_path: Path) 
         truth = sitk.GetArrayFromImage(sitk.ReadImage(str(ws.demo_folder / "truth" / "gtv.nii.gz"))).astype(np.uint8)
         study.masks.apply("gtv", truth, "test: the demo's GTV")
         window.masks_changed.emit()
+        qtbot.waitUntil(lambda: host.masks_up_to_date, timeout=20000)  # packed in a worker thread
         assert ("segmentation", "gtv") in structures.rows
         structures.checkbox("contours", "Body").setChecked(False)
         k, j, i = np.argwhere(truth)[len(np.argwhere(truth)) // 2]
@@ -235,6 +236,7 @@ def test_reopened_study_shows_the_engines_stored_segmentation(qtbot: Any, tmp_pa
         sign_in(qtbot, window, RADIOLOGIST, ws.passwords[RADIOLOGIST])
         host = _open(qtbot, window, ws.study_uid)
         qtbot.waitUntil(lambda: "gtv" in window.study.masks.masks, timeout=30000)
+        qtbot.waitUntil(lambda: host.masks_up_to_date, timeout=20000)  # packed for the viewer in a worker
         study, viewer = window.study, host.viewer
         assert study.mask_source.startswith("stored segmentation version 1 (test-model 1")
         assert np.array_equal(study.masks.masks["gtv"], gtv) and not study.masks.can_undo

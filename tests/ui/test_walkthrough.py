@@ -37,7 +37,20 @@ def gui_process() -> Any:
     remove()
 
 
-def test_walkthrough(qtbot: Any, tmp_path: Path, gui_process: None) -> None:
+def test_walkthrough(qtbot: Any, tmp_path: Path, gui_process: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from core.workstation.undo import MaskUndoStack
+
+    recorded_on_ui: list[bool] = []
+    real_apply = MaskUndoStack.apply
+
+    def apply(stack: MaskUndoStack, label: str, new_mask: Any, description: str) -> bool:
+        if description.startswith("AI segmentation"):
+            recorded_on_ui.append(threading.current_thread() is threading.main_thread())
+        return real_apply(stack, label, new_mask, description)
+
+    monkeypatch.setattr(MaskUndoStack, "apply", apply)
     ws = workspace(tmp_path)
     manifest = json.loads((ws.demo_folder / "manifest.json").read_text())
     ws.store.close()  # the composition root opens the store, as `radplan gui` does, and starts the worker
@@ -49,7 +62,7 @@ def test_walkthrough(qtbot: Any, tmp_path: Path, gui_process: None) -> None:
     ws = type(ws)(ws.data_dir, ws.demo_folder, store, ws.study_uid, ws.passwords, ws.passphrase)
     window = open_window(qtbot, ws, ensure_worker=app.ensure_worker)
     try:
-        _walk(qtbot, window, ws, manifest)
+        _walk(qtbot, window, ws, manifest, recorded_on_ui)
     finally:
         close(qtbot, window, ws)
         app.close()
@@ -61,7 +74,7 @@ def ws_settings(ws: Any) -> Any:
     return Settings(data_dir=ws.data_dir)
 
 
-def _walk(qtbot: Any, window: Any, ws: Any, manifest: dict[str, Any]) -> None:
+def _walk(qtbot: Any, window: Any, ws: Any, manifest: dict[str, Any], recorded_on_ui: list[bool]) -> None:
     # 1. sign in
     sign_in(qtbot, window, RADIOLOGIST, ws.passwords[RADIOLOGIST])
     assert window.session.user.name == RADIOLOGIST
@@ -101,6 +114,7 @@ def _walk(qtbot: Any, window: Any, ws: Any, manifest: dict[str, Any]) -> None:
     assert seg.last_job.status == "done" and seg.last_job.result["volumes_cc"]["gtv"] > 0
     gtv = window.study.masks.masks["gtv"]
     assert gtv.any() and "inference:" in window._status_labels["backend"].text()
+    assert recorded_on_ui == [False], "the job's masks are recorded in the worker thread, not on the UI thread"
     # 5b. edit: brush, undo, redo, save as a new version
     voxels = int(gtv.sum())
     seg.tool.setCurrentText("brush")

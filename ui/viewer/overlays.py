@@ -21,11 +21,13 @@ from core.viewer.state import DoseDisplay, StructureStyle
 __all__ = [
     "BITS_PER_LAYER",
     "LabelLayer",
+    "PackedSegmentation",
     "contour_segments",
     "default_isodose_levels",
     "dose_colours",
     "layer_table",
     "pack_labels",
+    "pack_segmentation",
 ]
 
 BITS_PER_LAYER = 8
@@ -67,6 +69,26 @@ def pack_labels(masks: Mapping[str, NDArray[np.generic]], shape: Sequence[int]) 
                 np.bitwise_or(out, shifted[:n], out=out)
         layers.append(LabelLayer(group, bits))
     return layers
+
+
+@dataclass(frozen=True)
+class PackedSegmentation:
+    """Masks ready for the slice views: ``masks`` in drawing order (larger structures first, so smaller ones are
+    drawn over them) and their bit-packed ``layers``. Built in a worker thread; handed to the viewer as is."""
+
+    masks: dict[str, NDArray[np.generic]]
+    layers: list[LabelLayer]
+    shape: tuple[int, int, int]
+
+
+def pack_segmentation(masks: Mapping[str, NDArray[np.generic]], shape: Sequence[int]) -> PackedSegmentation:
+    """Order the masks by decreasing voxel count and bit-pack them (``pack_labels``): the part of showing a
+    segmentation that scales with the volume (0.1-0.2 s for 7 masks of a 512x512x150 study), kept off the UI thread."""
+    arrays = {name: np.asarray(mask) for name, mask in masks.items()}
+    counts = {name: int(np.count_nonzero(mask)) for name, mask in arrays.items()}
+    ordered = {name: arrays[name] for name in sorted(arrays, key=lambda n: -counts[n])}
+    size = tuple(int(n) for n in shape)
+    return PackedSegmentation(ordered, pack_labels(ordered, size), (size[0], size[1], size[2]))
 
 
 def layer_table(layer: LabelLayer, styles: Mapping[str, StructureStyle]) -> NDArray[np.float64]:

@@ -36,7 +36,7 @@ from core.viewer.state import (
 )
 from ui.viewer.compose import DoseSampler, SliceComposer
 from ui.viewer.drawing import crosshair_segments, structure_lines
-from ui.viewer.overlays import default_isodose_levels, dose_colours, layer_table, pack_labels
+from ui.viewer.overlays import PackedSegmentation, default_isodose_levels, dose_colours, layer_table, pack_segmentation
 from ui.viewer.slice_view import SliceView
 from ui.viewer.tools import ViewerTools
 from ui.viewer.volume_view import VolumeView
@@ -74,6 +74,7 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
         self._lagging: set[str] = set()  # views whose picture changed only in their line overlays
         self._last_render: dict[str, float] = {}
         self._render_queued = False
+        self._stale = False  # slices changed while the panel was hidden: composed when it shows
         layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -139,18 +140,23 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
             QTimer.singleShot(30, self, self._fill_3d)
 
     def set_segmentation(
-        self, masks: Mapping[str, NDArray[np.generic]], colours: Mapping[str, tuple[int, int, int]] | None = None
+        self,
+        masks: Mapping[str, NDArray[np.generic]] | PackedSegmentation,
+        colours: Mapping[str, tuple[int, int, int]] | None = None,
     ) -> None:
         """Segmentation masks ([z, y, x] on the volume grid) as filled overlays; larger structures are drawn under
-        smaller ones. Colours not given come from core.viewer.state.DEFAULT_COLOURS."""
+        smaller ones. Colours not given come from core.viewer.state.DEFAULT_COLOURS. A PackedSegmentation (from
+        ``pack_segmentation`` in a worker thread) is shown without touching the voxels here."""
         if self._geometry is None or self._composer is None:
             raise RuntimeError("set a volume before its segmentation")
-        counts = {n: int(np.count_nonzero(masks[n])) for n in masks}
-        order = sorted(masks, key=lambda n: -counts[n])
-        self._masks = {n: np.asarray(masks[n]) for n in order}  # type: ignore[misc]
-        self._composer.layers = pack_labels(self._masks, self._geometry.shape)
+        shape = tuple(self._geometry.shape)
+        packed = masks if isinstance(masks, PackedSegmentation) else pack_segmentation(masks, shape)
+        if packed.shape != shape:
+            raise ValueError(f"the masks are {packed.shape}, the volume {shape}: they must share a grid")
+        self._masks = dict(packed.masks)  # type: ignore[arg-type]
+        self._composer.layers = list(packed.layers)
         self._composer.tables = [np.zeros((256, 4), np.float32) for _ in self._composer.layers]
-        self._state.set_structures(order, colours, layer="segmentation")
+        self._state.set_structures(list(packed.masks), colours, layer="segmentation")
 
     def set_structures(self, contours: Contours | None) -> None:
         """RTSTRUCT contours (a StructureSet, a name -> PlanarStructure mapping or a sequence) drawn as lines in
@@ -308,8 +314,12 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
         return self._geometry.display_of(self._state.cursor_mm)
 
     def _update_slices(self, *, recompose: bool = False) -> None:
-        """Re-composite the views whose slice moved (all with ``recompose``), then the line overlays."""
+        """Re-composite the views whose slice moved (all with ``recompose``), then the line overlays. A hidden panel
+        (another tab in front) composes nothing until it shows: new masks arriving then cost the UI thread nothing."""
         assert self._geometry is not None and self._composer is not None
+        if not self.isVisible():
+            self._stale = True
+            return
         display = self._state.dose
         changed: list[ViewName] = []
         for name, view in self.views.items():
@@ -346,14 +356,7 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
             (low, high), table = dose_colours(256, display, sampler.max_gy)
             self._composer.dose_table, self._composer.dose_range = table.astype(np.float32), (low, high)
             for view in self.views.values():
-                view.isodose.SetNumberOfContours(len(display.levels_gy))
-                for n, level in enumerate(display.levels_gy):
-                    view.isodose.SetValue(n, level)
-                view.iso_lut.SetNumberOfTableValues(256)
-                view.iso_lut.SetTableRange(low, high)
-                for n, rgba in enumerate(table):
-                    view.iso_lut.SetTableValue(n, rgba[0], rgba[1], rgba[2], 1.0)
-                view.iso_lut.Modified()
+                view.set_isodose_levels(display.levels_gy, table, low, high)
         self._update_slices(recompose=True)
 
     def _update_corner_text(self) -> None:
@@ -373,6 +376,12 @@ class ViewerPanel(ViewerTools, QWidget):  # type: ignore[misc]
         c = self._cursor_display()
         for name, view in self.views.items():
             view.fit_camera(self._state.zoom, self._state.pan(name), c)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._stale and self._geometry is not None:
+            self._stale = False
+            self._update_slices(recompose=True)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)

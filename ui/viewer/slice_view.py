@@ -185,6 +185,19 @@ class SliceView(QVTKRenderWindowInteractor):  # type: ignore[misc]
         self.isodose.SetInputData(image_from_array(values, spacing, origin))
         self.isodose_actor.VisibilityOn()
 
+    def set_isodose_levels(
+        self, levels_gy: Sequence[float], table: NDArray[np.floating], low: float, high: float
+    ) -> None:
+        """The dose levels the isodose lines are traced at, coloured by ``table`` (256 RGBA rows over low..high Gy)."""
+        self.isodose.SetNumberOfContours(len(levels_gy))
+        for n, level in enumerate(levels_gy):
+            self.isodose.SetValue(n, level)
+        self.iso_lut.SetNumberOfTableValues(len(table))
+        self.iso_lut.SetTableRange(low, high)
+        for n, rgba in enumerate(table):
+            self.iso_lut.SetTableValue(n, rgba[0], rgba[1], rgba[2], 1.0)
+        self.iso_lut.Modified()
+
     def set_lines(self, actor: vtkActor, segments: NDArray[np.float64], colours: NDArray[np.uint8] | None) -> None:
         actor.GetMapper().SetInputData(_lines_polydata(segments, colours))
         actor.SetVisibility(len(segments) > 0)
