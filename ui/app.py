@@ -16,8 +16,15 @@ from ui.theme import apply_dark_theme
 __all__ = ["TorchBlocker", "create_application", "install_excepthook", "keep_torch_out"]
 
 
+#: How long a thread running Python may keep the GIL while another waits for it (CPython's default: 5 ms). The UI
+#: thread re-enters Python for every slot and Python-side event handler of a paint; each re-entry can wait this long
+#: while a worker thread parses DICOM, so the GUI process asks for 1 ms.
+GUI_SWITCH_INTERVAL_S = 0.001
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The process's QApplication (reused if one exists): HiDPI scale factors passed through unrounded."""
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
         apply_dark_theme(existing)

@@ -303,10 +303,12 @@ class MainWindow(QMainWindow):
         assert store is not None
 
         def load(_t: CancelToken, report: Any) -> OpenStudy:
+            from core.gcpause import paused_collection
             from core.workstation.study import load_open_study
 
             report(0.1, "reading images")
-            return load_open_study(store, access, study_uid, demo_folder=self.ctx.demo_folder)
+            with paused_collection(freeze=False):  # parsing the images must not set off full collections (GIL)
+                return load_open_study(store, access, study_uid, demo_folder=self.ctx.demo_folder)
 
         self.statusBar().showMessage("opening the study...")
         self.run("open study", load, doing="opening the study", on_done=self._study_loaded)
@@ -326,10 +328,12 @@ class MainWindow(QMainWindow):
         seg_shape = study.volume.array.shape if study.mask_source == "none" else None
 
         def load(_t: CancelToken, report: Any) -> Any:
+            from core.gcpause import paused_collection
             from core.workstation.overlays import load_study_overlays
 
             report(0.1, "reading the structure set and dose")
-            return load_study_overlays(store, access, study.study_uid, seg_shape=seg_shape)  # type: ignore[arg-type]
+            with paused_collection(freeze=False):
+                return load_study_overlays(store, access, study.study_uid, seg_shape=seg_shape)  # type: ignore[arg-type]
 
         def loaded(overlays: Any) -> None:
             if self.study is not study:  # another study was opened meanwhile

@@ -132,10 +132,12 @@ class SegmentationPanel(QWidget):
                                     ensure_worker=ensure_worker, token=token, report=report,
                                     on_submitted=lambda job_id: setattr(self, "job_id", job_id))  # fmt: skip
             report(0.99, "loading the masks")
+            from core.gcpause import paused_collection
             from core.segmentation.service import load_segmentation
 
-            masks = masks_fitting(load_segmentation(store, read_access, study.study_uid),  # type: ignore[arg-type]
-                                  study.volume.array.shape)  # fmt: skip
+            with paused_collection(freeze=False):  # parsing the SEG must not set off full collections (GIL)
+                masks = masks_fitting(load_segmentation(store, read_access, study.study_uid),  # type: ignore[arg-type]
+                                      study.volume.array.shape)  # fmt: skip
             # Recorded here, not on the UI thread: 0.2 s for 7 masks of a 512x512x150 study (one undo step each).
             for name, mask in masks.items():
                 study.masks.apply(name, mask, f"AI segmentation (job {job.id}): {name}")
