@@ -19,18 +19,24 @@ from tests.ui.shell_support import close, open_window, sign_in, workspace
 pytestmark = [pytest.mark.qt, pytest.mark.slow]
 
 
+def _study_in_viewer(qtbot: Any, window: Any, ws: Any) -> Any:
+    """Sign in, open the demo study, wait for its RT objects and masks in the viewer; the viewer host."""
+    sign_in(qtbot, window, RADIOLOGIST, ws.passwords[RADIOLOGIST])
+    window.open_study(ws.study_uid)
+    qtbot.waitUntil(lambda: window.study is not None and window.study.overlays_loaded, timeout=60000)
+    window.show_panel("viewer")
+    host = window.panels["viewer"]
+    qtbot.waitUntil(lambda: host.masks_up_to_date, timeout=20000)
+    return host
+
+
 def test_masks_are_packed_off_the_ui_thread_and_only_the_newest_is_drawn(
     qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = workspace(tmp_path)
     window = open_window(qtbot, ws)
     try:
-        sign_in(qtbot, window, RADIOLOGIST, ws.passwords[RADIOLOGIST])
-        window.open_study(ws.study_uid)
-        qtbot.waitUntil(lambda: window.study is not None and window.study.overlays_loaded, timeout=60000)
-        window.show_panel("viewer")
-        host = window.panels["viewer"]
-        qtbot.waitUntil(lambda: host.masks_up_to_date, timeout=20000)
+        host = _study_in_viewer(qtbot, window, ws)
         study, viewer = window.study, host.viewer
         shape = study.volume.array.shape
 
@@ -78,14 +84,8 @@ def test_a_hidden_viewer_composes_nothing_until_it_shows(
     ws = workspace(tmp_path)
     window = open_window(qtbot, ws)
     try:
-        sign_in(qtbot, window, RADIOLOGIST, ws.passwords[RADIOLOGIST])
-        window.open_study(ws.study_uid)
-        qtbot.waitUntil(lambda: window.study is not None and window.study.overlays_loaded, timeout=60000)
-        window.show_panel("viewer")
-        host = window.panels["viewer"]
-        viewer = host.viewer
-        qtbot.waitUntil(lambda: host.masks_up_to_date, timeout=20000)
-        study = window.study
+        host = _study_in_viewer(qtbot, window, ws)
+        study, viewer = window.study, host.viewer
         for name in viewer.state.structures("contours"):
             viewer.set_structure_style(name, visible=False, layer="contours")
         viewer.state.set_dose_display(wash=False, isodose=False)
