@@ -157,7 +157,7 @@ class ViewerHost(QWidget):
 
         def done(packed: PackedSegmentation) -> None:
             if request == self._masks_wanted and study is self.shell.study and self.viewer is not None:
-                self._show_masks(study, packed)
+                self._show_masks(request, packed)
 
         def failed(message: str) -> None:
             if request == self._masks_wanted:
@@ -171,13 +171,13 @@ class ViewerHost(QWidget):
         """True once the newest mask refresh requested is on screen."""
         return self.masks_shown == self._masks_wanted
 
-    def _show_masks(self, study: OpenStudy, packed: PackedSegmentation) -> None:
+    def _show_masks(self, request: int, packed: PackedSegmentation) -> None:
         styles = dict(self.viewer.state.structures("segmentation"))
         self.viewer.set_segmentation(packed, {n: s.colour for n, s in styles.items()})
         for name, style in styles.items():
             if name in packed.masks:
                 self.viewer.set_structure_style(name, opacity=style.opacity, visible=style.visible)
-        self.masks_shown = self._masks_wanted
+        self.masks_shown = request
         chosen = self.sidebar.structures.selected()
         if chosen is not None and chosen[0] == "segmentation":
             self.show_statistics(*chosen)
